@@ -1,0 +1,1 @@
+"""Storage backends behind one repository interface named after FHIR interactions."""

@@ -1,0 +1,132 @@
+"""The repository port: one method per FHIR interaction (FHIR R4 http.html), one contract for every backend."""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from datetime import datetime
+
+from adapters.storage.query import SearchQuery, SearchResult
+
+
+class StorageError(Exception):
+    """Base of storage errors; `http_status` is decided here, once."""
+
+    http_status = 500
+    issue_code = "exception"
+
+
+class NotFound(StorageError):
+    http_status = 404
+    issue_code = "not-found"
+
+
+class Gone(StorageError):
+    """The resource existed and was deleted (R4 http.html#read: 410)."""
+
+    http_status = 410
+    issue_code = "deleted"
+
+
+class VersionConflict(StorageError):
+    """If-Match did not match the current version (R4 http.html#concurrency: 412)."""
+
+    http_status = 412
+    issue_code = "conflict"
+
+
+class PreconditionFailed(StorageError):
+    """A conditional interaction matched more than one resource (R4 http.html#ccreate: 412)."""
+
+    http_status = 412
+    issue_code = "multiple-matches"
+
+
+class InvalidSearch(StorageError):
+    """Unknown parameter, bad prefix or modifier, malformed value (R4 search.html#errors: 400)."""
+
+    http_status = 400
+    issue_code = "invalid"
+
+
+@dataclass(frozen=True)
+class Version:
+    """One stored version of a resource; `resource` is None for a delete marker."""
+
+    resource_type: str
+    id: str
+    version_id: int
+    last_updated: datetime
+    resource: dict | None
+    method: str = "PUT"  # POST, PUT or DELETE: the interaction that made this version
+
+    @property
+    def deleted(self) -> bool:
+        return self.resource is None
+
+
+@dataclass(frozen=True)
+class WriteOutcome:
+    """What a write did: the version it made and whether it created the resource."""
+
+    version: Version
+    created: bool
+    changed: bool = True  # False when a conditional create matched an existing resource
+
+
+@dataclass(frozen=True)
+class BundleEntryRequest:
+    """One entry of a transaction/batch Bundle, as plain data (R4 bundle.html#transaction)."""
+
+    method: str  # GET, POST, PUT, DELETE
+    url: str
+    resource: dict | None = None
+    full_url: str | None = None
+    if_none_exist: str | None = None
+    if_match: str | None = None
+
+
+class Repository(ABC):
+    """Versioned FHIR resource store. Every write stamps meta.versionId and meta.lastUpdated."""
+
+    @abstractmethod
+    def create(self, resource: dict, *, if_none_exist: SearchQuery | None = None) -> WriteOutcome:
+        """Store a new resource under a server-assigned id (or return the one match of if_none_exist)."""
+
+    @abstractmethod
+    def read(self, resource_type: str, resource_id: str) -> Version:
+        """Current version; NotFound if never stored, Gone if deleted."""
+
+    @abstractmethod
+    def vread(self, resource_type: str, resource_id: str, version_id: int) -> Version:
+        """One version; NotFound if absent."""
+
+    @abstractmethod
+    def update(self, resource: dict, *, if_match: int | None = None) -> WriteOutcome:
+        """Create or replace at resource['id'] (update-as-create); VersionConflict on if_match mismatch."""
+
+    @abstractmethod
+    def delete(self, resource_type: str, resource_id: str) -> Version | None:
+        """Mark deleted (new version, resource None); None if there was nothing to delete."""
+
+    @abstractmethod
+    def history(
+        self,
+        resource_type: str | None = None,
+        resource_id: str | None = None,
+        *,
+        since: datetime | None = None,
+        count: int = 50,
+        offset: int = 0,
+    ) -> tuple[int, list[Version]]:
+        """Versions newest first, for an instance, a type or the whole system; returns (total, page)."""
+
+    @abstractmethod
+    def search(self, query: SearchQuery) -> SearchResult:
+        """Current, non-deleted resources matching every filter; includes resolved."""
+
+    @abstractmethod
+    def transaction(self, entries: list[BundleEntryRequest]) -> list[WriteOutcome | Version | SearchResult | None]:
+        """Apply all entries atomically (all or nothing), resolving urn:uuid references between them."""
+
+    def close(self) -> None:
+        """Release connections."""

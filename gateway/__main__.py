@@ -1,0 +1,4 @@
+"""`python -m gateway` runs the `pulsebridge` CLI."""
+from gateway.cli import main
+
+main()
