@@ -1,0 +1,331 @@
+"""The parsed HL7 v2 message: segments, fields, repetitions, components, subcomponents (v2.5 2.5-2.6).
+
+Parsing splits segments and fields only; repetitions, components and escapes are resolved on
+access, so the hot path pays only for what a mapping reads.
+"""
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from typing import Iterator, NamedTuple
+
+from adapters.hl7v2.charset import CharsetDecision
+from adapters.hl7v2.delimiters import Delimiters
+from adapters.hl7v2.errors import Location, ParseError
+from adapters.hl7v2.escape import unescape
+from adapters.hl7v2.structures import structure_for
+
+REPETITION, COMPONENT, SUBCOMPONENT = 0, 1, 2
+
+
+class Value:
+    """One repetition of a field, or one component, or one subcomponent; children are 1-based.
+
+    `text` is the decoded first leaf: reading a primitive where a composite was sent takes its
+    first component, as HL7 receivers do (v2.5 2.6.3).
+    """
+
+    __slots__ = ("raw", "_d", "_level")
+
+    def __init__(self, raw: str, delimiters: Delimiters | None, level: int = REPETITION) -> None:
+        self.raw = raw
+        self._d = delimiters  # None: a literal (MSH-1, MSH-2), never split or unescaped
+        self._level = level
+
+    def _separator(self) -> str | None:
+        d = self._d
+        if d is None or self._level >= SUBCOMPONENT:
+            return None
+        return d.component if self._level == REPETITION else d.subcomponent
+
+    def parts(self) -> list[Value]:
+        """The children (components of a repetition, subcomponents of a component)."""
+        sep = self._separator()
+        if sep is None:
+            return [self]
+        level = self._level + 1
+        return [Value(p, self._d, level) for p in self.raw.split(sep)]
+
+    def __getitem__(self, index: int) -> Value:
+        sep = self._separator()
+        if sep is None:
+            return self if index == 1 else Value("", self._d, SUBCOMPONENT)
+        if index < 1:
+            raise IndexError("HL7 positions are 1-based")
+        if index == 1 and sep not in self.raw:
+            return Value(self.raw, self._d, self._level + 1)
+        pieces = self.raw.split(sep)
+        return Value(pieces[index - 1] if index <= len(pieces) else "", self._d, self._level + 1)
+
+    @property
+    def text(self) -> str:
+        """Decoded text of the first leaf; '' when empty."""
+        raw = self.raw
+        d = self._d
+        if d is None:
+            return raw
+        if self._level == REPETITION:
+            if d.component in raw:
+                raw = raw.split(d.component, 1)[0]
+            if d.subcomponent in raw:
+                raw = raw.split(d.subcomponent, 1)[0]
+        elif self._level == COMPONENT and d.subcomponent in raw:
+            raw = raw.split(d.subcomponent, 1)[0]
+        return unescape(raw, d) if d.escape in raw else raw
+
+    def get(self, component: int, subcomponent: int = 1) -> str:
+        """Decoded text at component (and subcomponent) of this repetition."""
+        return self[component][subcomponent].text
+
+    @property
+    def is_null(self) -> bool:
+        """The explicit HL7 null `""`: the receiver deletes the value (v2.5 2.5.3)."""
+        return self.raw == '""'
+
+    def __bool__(self) -> bool:
+        return bool(self.raw)
+
+    def __str__(self) -> str:
+        return self.text
+
+    def __repr__(self) -> str:
+        return f"Value({self.raw!r})"
+
+    def decoded(self) -> list[list[str]]:
+        """All components, each as a list of decoded subcomponents."""
+        d = self._d
+        if d is None:
+            return [[self.raw]]
+        comps = self.raw.split(d.component) if self._level == REPETITION else [self.raw]
+        return [[unescape(s, d) for s in c.split(d.subcomponent)] for c in comps]
+
+
+class Segment:
+    """One segment; `fields[n]` is field n (MSH is renumbered so MSH-1 is the field separator)."""
+
+    __slots__ = ("fields", "_d", "sequence")
+
+    def __init__(self, fields: list[str], delimiters: Delimiters, sequence: int = 1) -> None:
+        self.fields = fields
+        self._d = delimiters
+        self.sequence = sequence  # 1-based occurrence among segments with the same id
+
+    @property
+    def id(self) -> str:
+        return self.fields[0]
+
+    def __len__(self) -> int:
+        """The number of the last field present."""
+        return len(self.fields) - 1
+
+    def raw(self, field: int) -> str:
+        """The field as sent, undecoded ('' when absent)."""
+        return self.fields[field] if 0 < field < len(self.fields) else ""
+
+    def _literal(self, field: int) -> bool:
+        return field <= 2 and self.fields[0] == "MSH"
+
+    def reps(self, field: int) -> list[Value]:
+        """Each repetition of the field (empty list when the field is empty)."""
+        raw = self.raw(field)
+        if not raw:
+            return []
+        if self._literal(field):
+            return [Value(raw, None)]
+        d = self._d
+        if d.repetition not in raw:
+            return [Value(raw, d)]
+        return [Value(r, d) for r in raw.split(d.repetition)]
+
+    def __getitem__(self, field: int) -> Value:
+        """First repetition of a field."""
+        raw = self.raw(field)
+        if self._literal(field):
+            return Value(raw, None)
+        d = self._d
+        if d.repetition in raw:
+            raw = raw.split(d.repetition, 1)[0]
+        return Value(raw, d)
+
+    def get(self, field: int, component: int = 1, subcomponent: int = 1, repetition: int = 1) -> str:
+        """Decoded text at a position; '' when absent."""
+        if repetition == 1:
+            value = self[field]
+        else:
+            reps = self.reps(field)
+            if repetition > len(reps):
+                return ""
+            value = reps[repetition - 1]
+        return value[component][subcomponent].text
+
+    def location(self, field: int | None = None) -> Location:
+        return Location(self.id, self.sequence, field)
+
+    def decoded(self) -> list[object]:
+        """All fields decoded: fields[n] -> repetitions -> components -> subcomponents (MSH-1/2 as strings)."""
+        out: list[object] = [self.id]
+        for n in range(1, len(self.fields)):
+            if self._literal(n):
+                out.append(self.fields[n])
+            else:
+                out.append([rep.decoded() for rep in self.reps(n)])
+        return out
+
+    def __repr__(self) -> str:
+        return f"Segment({self._d.field.join(self.fields)!r})"
+
+
+class Path(NamedTuple):
+    segment: str
+    segment_rep: int
+    field: int
+    repetition: int
+    component: int | None
+    subcomponent: int | None
+
+
+_PATH = re.compile(
+    r"^(?P<seg>[A-Z][A-Z0-9]{2})(?:\[(?P<segrep>\d+)\])?"
+    r"(?:[-.](?P<field>\d+)(?:\((?P<rep>\d+)\))?(?:\.(?P<comp>\d+)(?:\.(?P<sub>\d+))?)?)?$"
+)
+
+
+@lru_cache(maxsize=4096)
+def parse_path(path: str) -> Path:
+    """`PID-3(2).4.1`, `OBX[3]-5`, `MSH.9.2`: segment[occurrence]-field(repetition).component.subcomponent."""
+    m = _PATH.match(path.strip())
+    if not m or m["field"] is None:
+        raise ValueError(f"not an HL7 v2 field path: {path!r} (expected e.g. PID-3(2).4.1)")
+    return Path(
+        m["seg"],
+        int(m["segrep"] or 1),
+        int(m["field"]),
+        int(m["rep"] or 1),
+        int(m["comp"]) if m["comp"] else None,
+        int(m["sub"]) if m["sub"] else None,
+    )
+
+
+class Message:
+    """A parsed message; build one with `adapters.hl7v2.parse`."""
+
+    __slots__ = ("_rows", "delimiters", "charset", "_segments")
+
+    def __init__(self, rows: list[list[str]], delimiters: Delimiters, charset: CharsetDecision) -> None:
+        self._rows = rows
+        self.delimiters = delimiters
+        self.charset = charset
+        self._segments: list[Segment] | None = None
+
+    @property
+    def segments(self) -> list[Segment]:
+        segs = self._segments
+        if segs is None:
+            seen: dict[str, int] = {}
+            segs = []
+            d = self.delimiters
+            for row in self._rows:
+                n = seen.get(row[0], 0) + 1
+                seen[row[0]] = n
+                segs.append(Segment(row, d, n))
+            self._segments = segs
+        return segs
+
+    def __iter__(self) -> Iterator[Segment]:
+        return iter(self.segments)
+
+    def segment(self, segment_id: str, occurrence: int = 1) -> Segment | None:
+        """The n-th segment with this id, or None."""
+        for seg in self.segments:
+            if seg.fields[0] == segment_id and seg.sequence == occurrence:
+                return seg
+        return None
+
+    def all(self, segment_id: str) -> list[Segment]:
+        return [s for s in self.segments if s.fields[0] == segment_id]
+
+    @property
+    def msh(self) -> Segment:
+        return self.segments[0]
+
+    def value(self, path: str) -> Value:
+        """The Value at a path (a whole repetition, component or subcomponent)."""
+        p = parse_path(path)
+        seg = self.segment(p.segment, p.segment_rep)
+        if seg is None:
+            return Value("", self.delimiters)
+        reps = seg.reps(p.field)
+        if p.repetition > len(reps):
+            return Value("", self.delimiters)
+        value = reps[p.repetition - 1]
+        if p.component is not None:
+            value = value[p.component]
+            if p.subcomponent is not None:
+                value = value[p.subcomponent]
+        return value
+
+    def get(self, path: str) -> str:
+        """Decoded text at a path; '' when absent."""
+        return self.value(path).text
+
+    # MSH header fields (v2.5 2.14.9)
+    @property
+    def control_id(self) -> str:
+        return self.msh.get(10)
+
+    @property
+    def version(self) -> str:
+        return self.msh.get(12)
+
+    @property
+    def message_code(self) -> str:
+        return self.msh.get(9, 1)
+
+    @property
+    def trigger_event(self) -> str:
+        return self.msh.get(9, 2)
+
+    @property
+    def message_type(self) -> str:
+        """MSH-9 as `ADT^A01`."""
+        code, event = self.message_code, self.trigger_event
+        return f"{code}^{event}" if event else code
+
+    @property
+    def structure(self) -> str:
+        """MSH-9.3, or the structure the standard assigns to MSH-9.1/9.2 (table 0354), e.g. ADT^A04 -> ADT_A01."""
+        declared = self.msh.get(9, 3)
+        if declared:
+            return declared
+        return structure_for(self.message_code, self.trigger_event, self.version)
+
+    @property
+    def processing_id(self) -> str:
+        return self.msh.get(11)
+
+    @property
+    def accept_ack_type(self) -> str:
+        return self.msh.get(15)
+
+    @property
+    def application_ack_type(self) -> str:
+        return self.msh.get(16)
+
+    def require(self, path: str) -> str:
+        """Like get, but a missing value raises ParseError naming the location."""
+        text = self.get(path)
+        if not text:
+            p = parse_path(path)
+            raise ParseError(f"{path} is required", location=Location(p.segment, p.segment_rep, p.field))
+        return text
+
+    def encode(self) -> str:
+        """ER7 text with CR segment terminators (MSH-1 renumbering undone)."""
+        d = self.delimiters
+        lines = []
+        for row in self._rows:
+            if row[0] == "MSH":
+                lines.append("MSH" + d.field + d.field.join(row[2:]))
+            else:
+                lines.append(d.field.join(row))
+        return "\r".join(lines) + "\r"
