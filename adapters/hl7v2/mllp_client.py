@@ -1,0 +1,70 @@
+"""A blocking MLLP sender (HL7 v2.5.1 Appendix C.4): one frame out, one ACK back, resend after a reconnect."""
+from __future__ import annotations
+
+import socket
+import ssl
+import time
+
+from adapters.hl7v2.mllp import read_frame, send_frame
+
+
+class MLLPClient:
+    """Sends messages in order on one connection; a lost connection is reopened and the unacknowledged
+    message resent, as the original acknowledgment rules expect of a sender (v2.5 2.9.2)."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        timeout: float = 30.0,
+        retries: int = 3,
+        backoff: float = 0.5,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.timeout = timeout
+        self.retries = retries
+        self.backoff = backoff
+        self.tls = tls
+        self._sock: socket.socket | None = None
+
+    def _connect(self) -> socket.socket:
+        if self._sock is None:
+            sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
+            if self.tls is not None:
+                sock = self.tls.wrap_socket(sock, server_hostname=self.host)
+            self._sock = sock
+        return self._sock
+
+    def send(self, payload: bytes) -> bytes:
+        """Send one message and return its ACK payload; OSError once every retry has failed."""
+        last_error: Exception | None = None
+        for attempt in range(self.retries + 1):
+            if attempt:
+                time.sleep(self.backoff * attempt)
+            try:
+                sock = self._connect()
+                send_frame(sock, payload)
+                ack = read_frame(sock)
+                if ack is not None:
+                    return ack
+                last_error = ConnectionError("the receiver closed the connection before acknowledging")
+            except OSError as exc:  # refused, reset, timed out: reconnect and resend
+                last_error = exc
+            self.close()
+        raise ConnectionError(f"no acknowledgment from {self.host}:{self.port}: {last_error}")
+
+    def close(self) -> None:
+        if self._sock is not None:
+            try:
+                self._sock.close()
+            finally:
+                self._sock = None
+
+    def __enter__(self) -> MLLPClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

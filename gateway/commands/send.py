@@ -1,0 +1,63 @@
+"""`pulsebridge send PATH ... --to HOST:PORT`: an MLLP client that prints each ACK (DESIGN.md)."""
+from __future__ import annotations
+
+import sys
+
+import click
+
+from gateway.commands.inputs import iter_inputs
+
+_ACCEPTED = {"AA", "CA"}
+
+
+def _host_port(value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        raise click.BadParameter(f"expected HOST:PORT, got {value!r}")
+    return host.strip("[]"), int(port)
+
+
+@click.command()
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--to", "target", required=True, help="Receiver as HOST:PORT (MLLP).")
+@click.option("--timeout", default=30.0, show_default=True, help="Seconds to wait for each ACK.")
+@click.option("--retries", default=3, show_default=True, help="Reconnect-and-resend attempts per message.")
+@click.option("--verbose", "-v", is_flag=True, help="Print every ACK in full, one segment per line.")
+def send(paths: tuple[str, ...], target: str, timeout: float, retries: int, verbose: bool) -> None:
+    """Send HL7 v2 messages over MLLP and print each acknowledgment.
+
+    Exit status 0 when every message was accepted (AA/CA), 1 otherwise, 2 on usage errors.
+    """
+    from adapters.hl7v2 import HL7Error, parse
+    from adapters.hl7v2.mllp_client import MLLPClient
+
+    host, port = _host_port(target)
+    failures = 0
+    with MLLPClient(host, port, timeout=timeout, retries=retries) as client:
+        for item in iter_inputs(paths):
+            if item.payload is None:
+                click.echo(f"{item.where}: not sent: {item.too_large}", err=True)
+                failures += 1
+                continue
+            try:
+                ack_bytes = client.send(item.payload)
+            except ConnectionError as exc:
+                click.echo(f"{item.where}: {exc}", err=True)
+                sys.exit(1)
+            try:
+                ack = parse(ack_bytes)
+            except HL7Error as exc:
+                click.echo(f"{item.where}: unreadable acknowledgment: {exc}", err=True)
+                failures += 1
+                continue
+            code = ack.get("MSA-1")
+            detail = ack.get("ERR-8") or ack.get("MSA-3") or ack.get("ERR-3.2")
+            where = ack.get("ERR-2") or ack.get("ERR-1")
+            line = f"{item.where}: {ack.get('MSA-2') or '-'} {code}"
+            if code not in _ACCEPTED:
+                failures += 1
+                line += f" {where} {detail}".rstrip()
+            click.echo(line)
+            if verbose:
+                click.echo(ack.encode().replace("\r", "\n"))
+    sys.exit(1 if failures else 0)

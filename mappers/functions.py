@@ -1,0 +1,218 @@
+"""Named functions the specs call for what data cannot say (LinuxForHealth lesson: keep the
+condition grammar tiny and put anything clever here, by name).
+
+Three registries, each checked when specs load:
+- FUNCTIONS  `fn: name` on a row or a map: f(ctx, value, args) -> FHIR value or None
+- CONVERTERS `type: name` on a row: f(ctx, value, args) -> FHIR value or None
+- PREDICATES `when: name(PATH)`: f(ctx, value) -> bool
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+from urllib.parse import quote
+from typing import TYPE_CHECKING, Any, Callable
+
+from adapters.hl7v2.message import Value
+from mappers import primitives, vocab
+
+if TYPE_CHECKING:
+    from mappers.engine import Context
+
+Fn = Callable[["Context", "Value | None", dict[str, Any]], Any]
+
+
+def coding_system(ctx: Context, value: Value | None, args: dict[str, Any]) -> str | None:
+    """CWE.3/CWE.6/CWE.12 coding-system name (table 0396) -> Coding.system URI (IG CWE[CodeableConcept] note)."""
+    return vocab.system_uri(value.text) if value is not None and value.text.strip() else None
+
+
+def text_lines(ctx: Context, value: Value | None, args: dict[str, Any]) -> str | None:
+    """All repetitions of a text field (TX/FT/ST) joined by newlines: FHIR strings do not repeat (v2.5 2.A.79)."""
+    seg = ctx.segment
+    if seg is None:
+        return primitives.string(value.text) if value is not None else None
+    lines = [rep.text for rep in seg.reps(int(args["field"])) if not rep.is_null]
+    text = "\n".join(lines).strip()
+    return text or None
+
+
+def message_hash(ctx: Context, value: Value | None, args: dict[str, Any]) -> str:
+    """RFC 6920 `ni` URI of the raw message bytes (sha-256), identifying the exact source message."""
+    digest = hashlib.sha256(ctx.state.raw).digest()
+    return "ni:///sha-256;" + base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+
+def message_summary(ctx: Context, value: Value | None, args: dict[str, Any]) -> str:
+    """A display for the source message: type, control id, sender."""
+    msg = ctx.message
+    sender = "/".join(p for p in (msg.msh.get(3), msg.msh.get(4)) if p)
+    return f"HL7 v2 {msg.message_type} message {msg.control_id}" + (f" from {sender}" if sender else "")
+
+
+def v2_table(ctx: Context, value: Value | None, args: dict[str, Any]) -> dict[str, Any] | None:
+    """A code from a v2 table as a Coding (or CodeableConcept with args.concept) in its THO system."""
+    if value is None or not value.text.strip():
+        return None
+    coding = vocab.table_coding(str(args["table"]), value.text, value[2].text if args.get("display_component") else None)
+    return {"coding": [coding]} if args.get("concept") else coding
+
+
+def quantity_unit(ctx: Context, value: Value | None, args: dict[str, Any]) -> dict[str, Any] | None:
+    """CWE units (OBX-6, CQ.2) -> Quantity unit/system/code: UCUM when the code is UCUM (R4 2.24.0.11)."""
+    if value is None:
+        return None
+    code, text, system = value[1].text.strip(), value[2].text.strip(), value[3].text.strip()
+    if not code and not text:
+        return None
+    unit = text or code
+    if system.upper() in ("UCUM", "UCUM-") and code:
+        return {"unit": unit, "system": "http://unitsofmeasure.org", "code": code}
+    found = vocab.ucum_unit(code or text, text or None)
+    if found is not None:
+        return found
+    out: dict[str, Any] = {"unit": unit}
+    if code and system:
+        out["system"] = vocab.system_uri(system)
+        out["code"] = code
+    return out
+
+
+def structured_numeric_text(ctx: Context, value: Value | None, args: dict[str, Any]) -> str | None:
+    """SN as sent, for the originalText extension: SN.1 SN.2 SN.3 SN.4 joined (IG SN[Quantity])."""
+    if value is None:
+        return None
+    text = " ".join(p for p in (value[i].text.strip() for i in (1, 2, 3, 4)) if p)
+    return text or None
+
+
+def phone_number(ctx: Context, value: Value | None, args: dict[str, Any]) -> str | None:
+    """XTN -> ContactPoint.value (IG XTN[ContactPoint]): email for Internet/X.400, else the unformatted
+    number XTN.12, else +country area local Xextension built from XTN.5-8, else XTN.1."""
+    if value is None:
+        return None
+    kind = value[3].text.strip()
+    if kind in ("Internet", "X.400"):
+        return primitives.string(value[4].text)
+    if value[12].text.strip():
+        return value[12].text.strip()
+    country, area, local, ext = (value[i].text.strip() for i in (5, 6, 7, 8))
+    if local:
+        number = " ".join(p for p in (f"+{country}" if country else "", area, local) if p)
+        return number + (f" X{ext}" if ext else "")
+    return primitives.string(value[1].text) or primitives.string(value[4].text)
+
+
+def media_type(ctx: Context, value: Value | None, args: dict[str, Any]) -> str | None:
+    """ED.2/ED.3 or RP.3/RP.4 -> Attachment.contentType `type/subtype` (v2 tables 0191/0291 are MIME-like)."""
+    if value is None:
+        return None
+    kind = value[int(args["type"])].text.strip().lower()
+    sub = value[int(args["subtype"])].text.strip().lower()
+    kind = {"ap": "application", "image": "image", "tx": "text", "text": "text", "audio": "audio", "video": "video", "multipart": "multipart"}.get(kind, kind)
+    if kind and sub:
+        return f"{kind}/{sub}"
+    if sub in ("pdf", "rtf", "xml", "json"):
+        return f"application/{sub}"
+    return None
+
+
+def encapsulated_data(ctx: Context, value: Value | None, args: dict[str, Any]) -> str | None:
+    """ED.5 data -> base64Binary per ED.4 encoding (A: text, Hex, Base64) (v2.5 2.A.24)."""
+    if value is None:
+        return None
+    encoding = value[4].text.strip().lower()
+    data = value[5].text
+    if not data:
+        return None
+    if encoding == "base64":
+        return "".join(data.split())
+    if encoding == "hex":
+        try:
+            return base64.b64encode(binascii.unhexlify("".join(data.split()))).decode()
+        except (binascii.Error, ValueError):
+            return None
+    return base64.b64encode(data.encode("utf-8")).decode()
+
+
+_LOCATION_SYSTEM = "urn:pulsebridge:location:"  # + the sending facility (MSH-4), percent-encoded
+
+
+def location_hierarchy(ctx: Context, value: Value | None, args: dict[str, Any]) -> dict[str, str] | None:
+    """PL -> Locations, most specific first, each partOf the next valued level (IG PL[Location]).
+
+    args.levels lists [component, physicalType code]; returns a Reference to the most specific.
+    """
+    from mappers.engine import add_resource  # late import: the engine imports this module
+
+    if value is None:
+        return None
+    levels = [(int(c), t) for c, t in args["levels"]]
+    present = [(c, t) for c, t in levels if value[c].text.strip()]
+    if not present:
+        return None
+    parent_ref: dict[str, str] | None = None
+    chain_names: list[str] = []
+    for comp, physical in reversed(present):  # from the facility down, so ids include the parents
+        part = value[comp]
+        name = part[1].text.strip()
+        chain_names.append(name or part[2].text.strip())
+        body: dict[str, Any] = {
+            "name": name or None,
+            "mode": "instance",
+            "physicalType": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/location-physical-type", "code": physical}]},
+            # identity within the hierarchy: the names from the facility down to this level
+            "identifier": [{"system": _LOCATION_SYSTEM + quote(ctx.state.facility, safe=""), "value": "/".join(chain_names)}],
+        }
+        if part[2].text.strip() and part[3].text.strip().upper() in ("ISO", "UUID"):
+            prefix = "urn:oid:" if part[3].text.strip().upper() == "ISO" else "urn:uuid:"
+            body["identifier"].insert(0, {"system": "urn:ietf:rfc:3986", "value": prefix + part[2].text.strip()})
+        description = value[9].text.strip() if comp == present[0][0] else ""
+        if description:
+            body["description"] = description
+        if parent_ref is not None:
+            body["partOf"] = parent_ref
+        parent_ref = add_resource(ctx.state, "Location", body)
+    return parent_ref
+
+
+def is_numeric(ctx: Context, value: Value | None) -> bool:
+    """NM text that parses as a decimal."""
+    return value is not None and primitives.decimal(value.text) is not None
+
+
+def has_time(ctx: Context, value: Value | None) -> bool:
+    """A DTM that carries a time of day (longer than YYYYMMDD): IG PID-7 birthTime condition."""
+    return value is not None and len(value.text.strip()) > 8
+
+
+def has_repetitions(ctx: Context, value: Value | None) -> bool:
+    """The current segment's field (args-free: OBX-5) repeats."""
+    return value is not None and ctx.segment is not None and len(ctx.segment.reps(5)) > 1
+
+
+FUNCTIONS: dict[str, Fn] = {
+    "text_lines": text_lines,
+    "message_hash": message_hash,
+    "message_summary": message_summary,
+    "v2_table": v2_table,
+    "quantity_unit": quantity_unit,
+    "structured_numeric_text": structured_numeric_text,
+    "phone_number": phone_number,
+    "media_type": media_type,
+    "encapsulated_data": encapsulated_data,
+    "location_hierarchy": location_hierarchy,
+    "coding_system": coding_system,
+}
+
+CONVERTERS: dict[str, Fn] = {
+    "system": coding_system,
+}
+
+PREDICATES: dict[str, Callable[["Context", "Value | None"], bool]] = {
+    "numeric": is_numeric,
+    "timed": has_time,
+    "repeats": has_repetitions,
+}
+from mappers.functions_encounters import register as _r_encounters; _r_encounters(FUNCTIONS, CONVERTERS, PREDICATES)

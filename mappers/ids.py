@@ -1,0 +1,45 @@
+"""Deterministic resource ids, so a resent or replayed message is an idempotent PUT.
+
+Rule (the README carries it):
+- A resource with an identifier: id = uuid5(NS, "<Type>|<authority>|<type code>|<value>") of
+  its first identifier, where authority is Identifier.system, else the assigner reference,
+  else the sending facility (MSH-4) - an identifier without an authority is only unique at
+  its sender. The same patient identifier therefore gives the same Patient id in every
+  message (and an A40 merge's MRG-1 names the very Patient an earlier message created).
+- A segment resource without an identifier: uuid5 of its type, the sending facility and the
+  key fields its segment map lists (`key:`), e.g. Observation: the report's id, the patient's
+  id, OBX-1, OBX-3, OBX-4, OBX-14.
+- Anything else (a Practitioner, Organization, Location or Device made from a datatype and
+  carrying no identifier): uuid5 of its type and its content, so equal content dedupes.
+NS is the fixed namespace below; the Bundle entry's fullUrl is urn:uuid:<id> and its request
+is PUT <Type>/<id>.
+"""
+from __future__ import annotations
+
+import uuid
+from typing import Any, Iterable
+
+import orjson
+
+NAMESPACE = uuid.UUID("6f1c6e4e-2a52-5b4e-9d0f-70756c736562")  # "pulsebridge" namespace (fixed forever)
+
+
+def resource_id(resource_type: str, parts: Iterable[str]) -> str:
+    """uuid5 of the type and the identifying parts."""
+    return str(uuid.uuid5(NAMESPACE, "|".join((resource_type, *parts))))
+
+
+def identifier_parts(identifier: dict[str, Any], default_authority: str) -> tuple[str, str, str] | None:
+    """(authority, type code, value) of an Identifier, or None without a value."""
+    value = identifier.get("value")
+    if not value:
+        return None
+    authority = identifier.get("system") or (identifier.get("assigner") or {}).get("reference") or default_authority
+    codings = (identifier.get("type") or {}).get("coding") or [{}]
+    return authority, codings[0].get("code", ""), value
+
+
+def content_id(resource_type: str, resource: dict[str, Any]) -> str:
+    """uuid5 of the type and the canonical JSON of the content (sorted keys)."""
+    body = {k: v for k, v in resource.items() if k not in ("id", "resourceType")}
+    return resource_id(resource_type, (orjson.dumps(body, option=orjson.OPT_SORT_KEYS).decode(),))

@@ -1,0 +1,188 @@
+"""HL7 v2 primitive values -> FHIR R4 primitives (v2.5 2.A; FHIR R4 2.24 datatypes).
+
+What the mapping tables cannot say lives here: date/time parsing with precision and offset,
+numbers, booleans. Every function takes the decoded text and returns the FHIR JSON value, or
+None for an empty input. A value that is not what its type promises (an impossible date)
+raises DataTypeError; the engine adds the segment/field location.
+
+Timezone rule (documented in mappers/SPEC.md): a v2 time with an offset keeps it; a time
+without one gets the zone in env PULSEBRIDGE_TIMEZONE ("+08:00", "-0500", "Z"; default
+"+00:00"), because FHIR dateTime/instant require an offset whenever a time is present.
+Dates without a time never get an offset (FHIR forbids it).
+"""
+from __future__ import annotations
+
+import os
+import re
+from calendar import monthrange
+from decimal import Decimal, InvalidOperation
+from functools import lru_cache
+
+from adapters.hl7v2.errors import DataTypeError
+
+# YYYY[MM[DD[HH[MM[SS[.S{1,4}]]]]]][+/-ZZZZ] (v2.5 2.A.22 DTM)
+_DTM = re.compile(
+    r"^(\d{4})(?:(\d{2})(?:(\d{2})(?:(\d{2})(?:(\d{2})(?:(\d{2})(?:\.(\d{1,6}))?)?)?)?)?)?"
+    r"(?:([+-])(\d{2})(\d{2}))?$"
+)
+_TM = re.compile(r"^(\d{2})(?:(\d{2})(?:(\d{2})(?:\.(\d{1,6}))?)?)?(?:([+-])(\d{2})(\d{2}))?$")
+_NUMBER = re.compile(r"^[+-]?(?:\d+\.?\d*|\.\d+)$")
+
+
+@lru_cache(maxsize=8)
+def _zone(setting: str) -> str:
+    text = setting.strip()
+    if text in ("Z", "z", "UTC", "+00:00", "+0000", "-00:00"):
+        return "+00:00" if text != "Z" else "Z"
+    m = re.fullmatch(r"([+-])(\d{2}):?(\d{2})", text)
+    if not m or int(m[2]) > 14 or int(m[3]) > 59:
+        raise ValueError(f"PULSEBRIDGE_TIMEZONE must be an offset such as +08:00 or -0500, not {setting!r}")
+    return f"{m[1]}{m[2]}:{m[3]}"
+
+
+def default_zone() -> str:
+    """The offset given to v2 times that carry none (env PULSEBRIDGE_TIMEZONE, default +00:00)."""
+    return _zone(os.environ.get("PULSEBRIDGE_TIMEZONE", "+00:00"))
+
+
+class Timestamp:
+    """A parsed DTM/TS/DT keeping its precision: the parts that were sent, nothing invented."""
+
+    __slots__ = ("year", "month", "day", "hour", "minute", "second", "fraction", "offset")
+
+    def __init__(self, text: str) -> None:
+        m = _DTM.match(text.strip())
+        if not m:
+            raise DataTypeError(f"{text!r} is not an HL7 v2 date/time (YYYY[MM[DD[HH[MM[SS[.S]]]]]][+/-ZZZZ])")
+        y, mo, d, h, mi, s, frac, sign, oh, om = m.groups()
+        self.year = y
+        self.month, self.day, self.hour, self.minute, self.second, self.fraction = mo, d, h, mi, s, frac
+        self.offset = f"{sign}{oh}:{om}" if sign else None
+        if mo and not 1 <= int(mo) <= 12:
+            raise DataTypeError(f"{text!r}: month {mo} does not exist")
+        if d and not 1 <= int(d) <= monthrange(int(y), int(mo))[1]:
+            raise DataTypeError(f"{text!r}: day {d} does not exist in {y}-{mo}")
+        if h and int(h) > 23 or mi and int(mi) > 59 or s and int(s) > 59:
+            raise DataTypeError(f"{text!r}: time of day out of range")
+        if sign and (int(oh) > 14 or int(om) > 59):
+            raise DataTypeError(f"{text!r}: timezone offset out of range")
+
+    def date(self) -> str:
+        """FHIR date: YYYY, YYYY-MM or YYYY-MM-DD (the time part is dropped)."""
+        out = self.year
+        if self.month:
+            out += "-" + self.month
+            if self.day:
+                out += "-" + self.day
+        return out
+
+    def date_time(self, *, instant: bool = False) -> str:
+        """FHIR dateTime: a time keeps its precision down to seconds, with an offset (R4 2.24.0.6)."""
+        if not self.hour or not self.day:
+            if instant:
+                raise DataTypeError(f"{self.date()!r} lacks the time an instant needs")
+            return self.date()
+        time = f"{self.hour}:{self.minute or '00'}:{self.second or '00'}"
+        if self.fraction:
+            time += "." + self.fraction
+        zone = self.offset or default_zone()
+        if zone == "+00:00" and instant:
+            zone = "Z"
+        return f"{self.date()}T{time}{zone}"
+
+
+def date_time(text: str) -> str | None:
+    """DTM/TS -> FHIR dateTime."""
+    return Timestamp(text).date_time() if text else None
+
+
+def date(text: str) -> str | None:
+    """DTM/DT -> FHIR date."""
+    return Timestamp(text).date() if text else None
+
+
+def instant(text: str) -> str | None:
+    """DTM -> FHIR instant (seconds padded when the sender stopped at minutes)."""
+    return Timestamp(text).date_time(instant=True) if text else None
+
+
+def time(text: str) -> str | None:
+    """TM -> FHIR time hh:mm:ss (no offset: FHIR time has none)."""
+    if not text:
+        return None
+    m = _TM.match(text.strip())
+    if not m or int(m[1]) > 23 or (m[2] and int(m[2]) > 59) or (m[3] and int(m[3]) > 59):
+        raise DataTypeError(f"{text!r} is not an HL7 v2 time (HH[MM[SS[.S]]][+/-ZZZZ])")
+    out = f"{m[1]}:{m[2] or '00'}:{m[3] or '00'}"
+    return out + "." + m[4] if m[4] else out
+
+
+def decimal(text: str) -> int | float | None:
+    """NM -> FHIR decimal as a JSON number; None when the text is not a number (caller reports it)."""
+    text = text.strip()
+    if not text or not _NUMBER.match(text):
+        return None
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        return None
+    if "." not in text and "e" not in text.lower():
+        return int(value)
+    return float(value)
+
+
+def integer(text: str) -> int | None:
+    """NM/SI -> FHIR integer; non-integers give None."""
+    text = text.strip()
+    return int(text) if re.fullmatch(r"[+-]?\d+", text) else None
+
+
+def positive_int(text: str) -> int | None:
+    value = integer(text)
+    return value if value is not None and value > 0 else None
+
+
+def unsigned_int(text: str) -> int | None:
+    value = integer(text)
+    return value if value is not None and value >= 0 else None
+
+
+def boolean(text: str) -> bool | None:
+    """ID with table 0136 (Y/N) -> FHIR boolean."""
+    code = text.strip().upper()
+    if code in ("Y", "YES", "T", "TRUE", "1"):
+        return True
+    if code in ("N", "NO", "F", "FALSE", "0"):
+        return False
+    return None
+
+
+def string(text: str) -> str | None:
+    """ST/TX/FT/ID -> FHIR string (escapes already decoded by the reader); blank -> None."""
+    text = text.strip()
+    return text or None
+
+
+def code(text: str) -> str | None:
+    """FHIR code: no leading/trailing or repeated inner whitespace (R4 2.24.0.1)."""
+    text = " ".join(text.split())
+    return text or None
+
+
+PRIMITIVES = {
+    "string": string,
+    "markdown": string,
+    "code": code,
+    "id": code,
+    "uri": code,
+    "url": code,
+    "dateTime": date_time,
+    "date": date,
+    "instant": instant,
+    "time": time,
+    "decimal": decimal,
+    "integer": integer,
+    "positiveInt": positive_int,
+    "unsignedInt": unsigned_int,
+    "boolean": boolean,
+}

@@ -1,0 +1,49 @@
+"""The one place the mappers reach terminology/: IG ConceptMaps, coding-system URIs, v2 tables, UCUM.
+
+Kept thin on purpose, so a change in the terminology package's API is a change here only.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+
+from terminology import coding_systems, concept_maps, units, v2_tables
+from terminology._data import UnknownConceptMap
+
+__all__ = ["UnknownConceptMap", "known_map", "system_uri", "table_coding", "translate", "ucum_unit"]
+
+
+@lru_cache(maxsize=8192)
+def _translate(map_name: str, code: str) -> tuple[tuple[str, str], ...] | None:
+    found = concept_maps.translate(map_name, code)
+    return tuple(found.items()) if found else None
+
+
+def translate(map_name: str, code: str) -> dict[str, str] | None:
+    """IG ConceptMap lookup: v2 code -> FHIR Coding {system, code, display}; None when unmapped."""
+    found = _translate(map_name, code)
+    return dict(found) if found else None
+
+
+def known_map(map_name: str) -> bool:
+    """Whether the IG ships a vocabulary map by this name (checked when specs load)."""
+    try:
+        concept_maps.resolve_map_name(map_name)
+    except UnknownConceptMap:
+        return False
+    return True
+
+
+@lru_cache(maxsize=4096)
+def system_uri(name: str) -> str | None:
+    """v2 coding-system name (table 0396, CWE.3) -> FHIR Coding.system; local names keep a urn."""
+    return coding_systems.system_uri(name)
+
+
+def table_coding(table: str, code: str, display: str | None = None) -> dict[str, str]:
+    """A v2 table value as a Coding in its THO code system."""
+    return v2_tables.v2_table_coding(table, code, display)
+
+
+def ucum_unit(text: str, display: str | None = None) -> dict[str, str] | None:
+    """Quantity {unit, system, code} for unit text when it is UCUM (or a known lab spelling)."""
+    return units.ucum_unit(text, display)

@@ -1,0 +1,50 @@
+"""v2 DTM/DT/TM/NM -> FHIR primitives (mappers.primitives): precision, offsets, impossible dates."""
+from __future__ import annotations
+
+import pytest
+
+from adapters.hl7v2.errors import DataTypeError
+from mappers import primitives
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2024", "2024"),
+        ("202403", "2024-03"),
+        ("20240305", "2024-03-05"),
+        ("2024030514", "2024-03-05T14:00:00+00:00"),
+        ("202403051430+0800", "2024-03-05T14:30:00+08:00"),
+        ("20240305143015.25-0500", "2024-03-05T14:30:15.25-05:00"),
+    ],
+)
+def test_date_time_keeps_precision_and_offset(text: str, expected: str) -> None:
+    assert primitives.date_time(text) == expected
+
+
+def test_time_without_offset_gets_the_configured_zone(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PULSEBRIDGE_TIMEZONE", "+0800")
+    assert primitives.date_time("202403051430") == "2024-03-05T14:30:00+08:00"
+    assert primitives.date("202403051430") == "2024-03-05"  # a date never carries an offset
+
+
+@pytest.mark.parametrize("text", ["20230230", "20231301", "2023010125", "202301011260", "2023-01-01", "2023010112+1900"])
+def test_impossible_dates_raise(text: str) -> None:
+    with pytest.raises(DataTypeError):
+        primitives.date_time(text)
+
+
+def test_instant_needs_a_time_and_pads_seconds() -> None:
+    assert primitives.instant("202403051430+0100") == "2024-03-05T14:30:00+01:00"
+    with pytest.raises(DataTypeError):
+        primitives.instant("20240305")
+
+
+@pytest.mark.parametrize(("text", "expected"), [("13.2", 13.2), ("5", 5), ("-0.5", -0.5), (".5", 0.5), ("abc", None), ("1.2.3", None)])
+def test_decimal(text: str, expected: object) -> None:
+    assert primitives.decimal(text) == expected
+
+
+def test_time_and_boolean() -> None:
+    assert primitives.time("0815") == "08:15:00"
+    assert primitives.boolean("Y") is True and primitives.boolean("N") is False and primitives.boolean("X") is None
