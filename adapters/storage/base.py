@@ -48,6 +48,13 @@ class InvalidSearch(StorageError):
     issue_code = "invalid"
 
 
+class InvalidResource(StorageError):
+    """A write the store cannot accept as given: no resourceType, update without id (R4 http.html#update: 400)."""
+
+    http_status = 400
+    issue_code = "invalid"
+
+
 @dataclass(frozen=True)
 class Version:
     """One stored version of a resource; `resource` is None for a delete marker."""

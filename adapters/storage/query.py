@@ -63,3 +63,10 @@ class SearchResult:
     total: int | None
     matches: list[dict] = field(default_factory=list)
     included: list[dict] = field(default_factory=list)
+
+
+def parse_search(resource_type: str, params: list[tuple[str, str]]) -> SearchQuery:
+    """Parse a request's query pairs into a SearchQuery; InvalidSearch (400) names the bad parameter."""
+    from adapters.storage.search_parser import parse_search as _parse
+
+    return _parse(resource_type, params)

@@ -1,0 +1,459 @@
+"""What SQLite and PostgreSQL share: SQL for search conditions, the buffered unit of work, migrations.
+
+SQL is written with `?` placeholders; the PostgreSQL dialect rewrites them to `%s`.
+Writes inside a unit are buffered and flushed with executemany (before any read that must see
+them, and at commit), so a transaction Bundle costs a few round trips, not one per index row.
+"""
+from __future__ import annotations
+
+import itertools
+from abc import abstractmethod
+from pathlib import Path
+from typing import Any, Callable
+
+from adapters.storage.base import Version
+from adapters.storage.dates import to_datetime
+from adapters.storage.engine import VersionedStore
+from adapters.storage.indexing import TABLES, IndexRows
+from adapters.storage.plan import (
+    COLUMNS,
+    ChainMatch,
+    Cmp,
+    Condition,
+    IdMatch,
+    IndexMatch,
+    SortSpec,
+    compile_query,
+    sort_specs,
+)
+from adapters.storage.query import IncludeSpec, SearchQuery
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+_MAX_CHAR = "\U0010ffff"
+# Filters most likely to be selective drive the query (`rid IN (...)`); the rest are EXISTS probes.
+_DRIVER_RANK = {"reference": 0, "token": 1, "string": 2, "uri": 3, "quantity": 4, "number": 5, "date": 6}
+INSERT_SQL = {
+    t: f"INSERT INTO idx_{t} (rid, param, {', '.join(cols)}) VALUES ({', '.join('?' * (len(cols) + 2))})"
+    for t, cols in COLUMNS.items()
+}
+
+
+def migration_files(dialect: str) -> list[tuple[int, str]]:
+    """Ordered (version, SQL) pairs from migrations/<dialect>/NNNN_name.sql."""
+    files = sorted((MIGRATIONS / dialect).glob("[0-9][0-9][0-9][0-9]_*.sql"))
+    return [(int(f.name[:4]), f.read_text(encoding="utf-8")) for f in files]
+
+
+def split_statements(script: str) -> list[str]:
+    lines = [line for line in script.splitlines() if not line.lstrip().startswith("--")]
+    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+
+
+class _Sql:
+    """Builds WHERE fragments for plan conditions; `contains` differs per dialect."""
+
+    def __init__(self, contains: str) -> None:
+        self.contains = contains  # e.g. "instr({col}, ?) > 0"
+        self.aliases = itertools.count()
+
+    def cmp(self, alias: str, cmp: Cmp, params: list[Any]) -> str:
+        col = f"{alias}.{cmp.column}"
+        if cmp.op == "isnull":
+            return f"{col} IS NULL"
+        if cmp.op == "startswith":
+            params += [cmp.value, cmp.value + _MAX_CHAR]
+            return f"({col} >= ? AND {col} < ?)"
+        if cmp.op == "contains":
+            params.append(cmp.value)
+            return self.contains.format(col=col)
+        if cmp.op == "prefix_of":
+            params.append(cmp.value)
+            return f"substr(?, 1, length({col})) = {col}"
+        params.append(cmp.value)
+        return f"{col} {cmp.op} ?"
+
+    def alternatives(self, alias: str, match: IndexMatch, params: list[Any]) -> str:
+        ors = []
+        for clause in match.alternatives:
+            ors.append("(" + " AND ".join(self.cmp(alias, c, params) for c in clause) + ")" if clause else "1=1")
+        return "(" + " OR ".join(ors) + ")" if ors else "1=0"
+
+    def condition(self, outer: str, cond: Condition, params: list[Any], driver: bool = False) -> str:
+        if isinstance(cond, IdMatch):
+            if not cond.ids:
+                return "1=1" if cond.negate else "1=0"
+            params += list(cond.ids)
+            return f"{outer}.id {'NOT IN' if cond.negate else 'IN'} ({', '.join('?' * len(cond.ids))})"
+        x = f"x{next(self.aliases)}"
+        if isinstance(cond, IndexMatch):
+            params.append(cond.key)
+            if driver:
+                where = self.alternatives(x, cond, params)
+                return f"{outer}.rid IN (SELECT {x}.rid FROM idx_{cond.table} {x} WHERE {x}.param = ? AND {where})"
+            inner = f"SELECT 1 FROM idx_{cond.table} {x} WHERE {x}.rid = {outer}.rid AND {x}.param = ? AND "
+            inner += self.alternatives(x, cond, params)
+            return f"{'NOT ' if cond.negate else ''}EXISTS ({inner})"
+        assert isinstance(cond, ChainMatch)
+        params.append(cond.key)
+        ors = []
+        for target_type, conditions in cond.targets:
+            t = f"t{next(self.aliases)}"
+            params += [target_type, target_type]
+            where = " AND ".join(self.condition(t, c, params) for c in conditions) or "1=1"
+            ors.append(
+                f"({x}.target_type = ? AND {x}.target_id IN (SELECT {t}.id FROM resources {t} "
+                f"WHERE {t}.resource_type = ? AND {t}.deleted = 0 AND {where}))"
+            )
+        return f"EXISTS (SELECT 1 FROM idx_reference {x} WHERE {x}.rid = {outer}.rid AND {x}.param = ? AND ({' OR '.join(ors)}))"
+
+    def where(self, query: SearchQuery, params: list[Any]) -> str:
+        conditions = list(compile_query(query))
+        params += [query.resource_type]
+        parts = ["r.resource_type = ?", "r.deleted = 0"]
+        candidates = [c for c in conditions if isinstance(c, IndexMatch) and not c.negate]
+        driver = min(candidates, key=lambda c: _DRIVER_RANK[c.table], default=None)
+        for cond in conditions:
+            parts.append(self.condition("r", cond, params, driver=cond is driver))
+        return " AND ".join(parts)
+
+    def order(self, specs: tuple[SortSpec, ...], params: list[Any]) -> str:
+        terms = []
+        for spec in specs:
+            direction = "DESC" if spec.descending else "ASC"
+            if spec.table is None:
+                terms.append(f"r.{spec.column} {direction}")
+                continue
+            agg = "MAX" if spec.descending else "MIN"
+            x = f"s{next(self.aliases)}"
+            params.append(spec.key)
+            terms.append(
+                f"(SELECT {agg}({x}.{spec.column}) FROM idx_{spec.table} {x} WHERE {x}.rid = r.rid AND {x}.param = ?)"
+                f" {direction} NULLS LAST"
+            )
+        terms.append("r.rid ASC")
+        return ", ".join(terms)
+
+
+class SqlUnit:
+    """One database transaction with buffered writes (see module docstring)."""
+
+    def __init__(self, store: SqlStore, conn: Any, write: bool) -> None:
+        self.store = store
+        self.conn = conn
+        self.write = write
+        self.pending: dict[tuple[str, str], tuple[int, bool, Version, IndexRows | None]] = {}
+        self.versions: list[tuple] = []
+        self.rids: dict[tuple[str, str], int] = {}
+        self.known: dict[tuple[str, str], tuple[int, Version] | None] = {}  # prefetched current versions
+        self.existed: set[int] = set()
+
+    # -- primitives the engine uses ----------------------------------------------------------
+
+    def prefetch(self, keys: list[tuple[str, str]]) -> None:
+        """Load (and lock) the current versions of many resources in a few queries: for transaction Bundles."""
+        wanted = sorted({k for k in keys if k not in self.pending and k not in self.known})
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            found = self.store.fetch_current_many(self.conn, chunk, lock=self.write)
+            for key in chunk:
+                self.known[key] = found.get(key)
+                if key in found:
+                    self.rids[key] = found[key][0]
+
+    def current(self, resource_type: str, resource_id: str) -> Version | None:
+        key = (resource_type, resource_id)
+        if key in self.pending:
+            return self.pending[key][2]
+        if key in self.known:
+            hit = self.known[key]
+            return None if hit is None else hit[1]
+        row = self.store.fetch_current(self.conn, resource_type, resource_id, lock=self.write)
+        if row is None:
+            return None
+        rid, version = row
+        self.rids[key] = rid
+        return version
+
+    def put(self, version: Version, rows: IndexRows | None, is_new: bool) -> None:
+        key = (version.resource_type, version.id)
+        if key in self.pending:
+            rid, new_in_unit = self.pending[key][0], self.pending[key][1]
+        elif is_new:
+            rid, new_in_unit = self.store.allocate_rid(self.conn), True
+        else:
+            rid, new_in_unit = self.rids[key], False
+            self.existed.add(rid)
+        self.pending[key] = (rid, new_in_unit, version, rows)
+        self.known[key] = (rid, version)
+        blob = None if version.resource is None else self.store.dump_json(version.resource)
+        self.versions.append(
+            (rid, version.resource_type, version.id, version.version_id, _micros(version), version.method, blob)
+        )
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        execute_many: Callable[[str, list], None] = self.store.execute_many(self.conn)
+        inserts, updates = [], []
+        index: dict[str, list[tuple]] = {t: [] for t in TABLES}
+        for (resource_type, resource_id), (rid, new_in_unit, version, rows) in self.pending.items():
+            row = (version.version_id, _micros(version), int(version.deleted))
+            if new_in_unit:
+                inserts.append((rid, resource_type, resource_id, *row))
+            else:
+                updates.append((*row, rid))
+            if rows is not None:
+                for table, table_rows in rows.tables().items():
+                    index[table].extend((rid, *r) for r in table_rows)
+        if self.existed:
+            stale = [(rid,) for rid in self.existed]
+            for table in TABLES:
+                execute_many(f"DELETE FROM idx_{table} WHERE rid = ?", stale)
+        if inserts:
+            execute_many(
+                "INSERT INTO resources (rid, resource_type, id, version_id, last_updated, deleted) VALUES (?, ?, ?, ?, ?, ?)",
+                inserts,
+            )
+        if updates:
+            execute_many("UPDATE resources SET version_id = ?, last_updated = ?, deleted = ? WHERE rid = ?", updates)
+        execute_many(
+            "INSERT INTO versions (rid, resource_type, id, version_id, last_updated, method, resource) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            self.versions,
+        )
+        for table, table_rows in index.items():
+            if table_rows:
+                execute_many(INSERT_SQL[table], table_rows)
+        self.pending.clear()
+        self.versions.clear()
+        self.existed.clear()
+
+    def lock(self, key: str) -> None:
+        self.store.lock_key(self.conn, key)
+
+    def match_ids(self, query: SearchQuery) -> list[str]:
+        self.flush()
+        params: list[Any] = []
+        sql = f"SELECT r.id FROM resources r WHERE {self.store.builder().where(query, params)}"
+        return [row[0] for row in self.store.fetch(self.conn, sql, params)]
+
+    def search(self, query: SearchQuery) -> tuple[int | None, list[dict], list[dict]]:
+        self.flush()
+        builder = self.store.builder()
+        where_params: list[Any] = []
+        where = builder.where(query, where_params)
+        total = None
+        if query.total != "none" or query.summary == "count":
+            total = self.store.fetch(self.conn, f"SELECT count(*) FROM resources r WHERE {where}", where_params)[0][0]
+        if query.summary == "count":
+            return total, [], []
+        order_params: list[Any] = []
+        order = builder.order(sort_specs(query), order_params)
+        sql = (
+            "SELECT r.rid, r.resource_type, r.id, v.resource FROM resources r "
+            "JOIN versions v ON v.rid = r.rid AND v.version_id = r.version_id "
+            f"WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?"
+        )
+        rows = self.store.fetch(self.conn, sql, [*where_params, *order_params, query.count, query.offset])
+        matches = [self.store.load_json(row[3]) for row in rows]
+        return total, matches, self._included(query, [(row[0], row[1], row[2]) for row in rows])
+
+    # -- _include / _revinclude ----------------------------------------------------------------
+
+    def _included(self, query: SearchQuery, page: list[tuple[int, str, str]]) -> list[dict]:
+        specs = [(s, False) for s in query.include] + [(s, True) for s in query.revinclude]
+        seen = {row[0] for row in page}
+        frontier = page
+        out: list[dict] = []
+        first = True
+        while frontier and specs:
+            found: dict[int, tuple[int, str, str, dict]] = {}
+            for spec, reverse in specs:
+                if first or spec.iterate:
+                    for row in (self._revinclude if reverse else self._include)(spec, frontier):
+                        if row[0] not in seen:
+                            found[row[0]] = row
+            seen.update(found)
+            out += [row[3] for row in found.values()]
+            frontier, first = [row[:3] for row in found.values()], False
+        return out
+
+    def _fetch_resources(self, where: str, params: list[Any]) -> list[tuple[int, str, str, dict]]:
+        sql = (
+            "SELECT r.rid, r.resource_type, r.id, v.resource FROM resources r "
+            "JOIN versions v ON v.rid = r.rid AND v.version_id = r.version_id "
+            f"WHERE r.deleted = 0 AND {where}"
+        )
+        return [(row[0], row[1], row[2], self.store.load_json(row[3])) for row in self.store.fetch(self.conn, sql, params)]
+
+    def _include(self, spec: IncludeSpec, sources: list[tuple[int, str, str]]) -> list[tuple[int, str, str, dict]]:
+        rids = [s[0] for s in sources if spec.param == "*" or s[1] == spec.source_type]
+        if not rids:
+            return []
+        params: list[Any] = list(rids)
+        if spec.param == "*":
+            param_sql = "x.param >= ? AND x.param < ?"
+            params += [spec.source_type + ".", spec.source_type + "." + _MAX_CHAR]
+        else:
+            param_sql = "x.param = ?"
+            params.append(f"{spec.source_type}.{spec.param}")
+        target_sql = ""
+        if spec.target_type:
+            target_sql = " AND x.target_type = ?"
+            params.append(spec.target_type)
+        targets = self.store.fetch(
+            self.conn,
+            f"SELECT DISTINCT x.target_type, x.target_id FROM idx_reference x WHERE x.rid IN ({', '.join('?' * len(rids))}) "
+            f"AND {param_sql}{target_sql} AND x.target_type IS NOT NULL",
+            params,
+        )
+        out = []
+        by_type: dict[str, list[str]] = {}
+        for target_type, target_id in targets:
+            by_type.setdefault(target_type, []).append(target_id)
+        for target_type, ids in by_type.items():
+            out += self._fetch_resources(
+                f"r.resource_type = ? AND r.id IN ({', '.join('?' * len(ids))})", [target_type, *ids]
+            )
+        return out
+
+    def _revinclude(self, spec: IncludeSpec, targets: list[tuple[int, str, str]]) -> list[tuple[int, str, str, dict]]:
+        out = []
+        by_type: dict[str, list[str]] = {}
+        for _, target_type, target_id in targets:
+            if spec.target_type in (None, target_type):
+                by_type.setdefault(target_type, []).append(target_id)
+        for target_type, ids in by_type.items():
+            params: list[Any] = [spec.source_type]
+            if spec.param == "*":
+                param_sql = "x.param >= ? AND x.param < ?"
+                params += [spec.source_type + ".", spec.source_type + "." + _MAX_CHAR]
+            else:
+                param_sql = "x.param = ?"
+                params.append(f"{spec.source_type}.{spec.param}")
+            params += [target_type, *ids]
+            out += self._fetch_resources(
+                f"r.resource_type = ? AND r.rid IN (SELECT x.rid FROM idx_reference x WHERE {param_sql} "
+                f"AND x.target_type = ? AND x.target_id IN ({', '.join('?' * len(ids))}))",
+                params,
+            )
+        return out
+
+
+def _micros(version: Version) -> int:
+    delta = version.last_updated - to_datetime(0)
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+class SqlStore(VersionedStore):
+    """A VersionedStore over a DB-API connection; dialects fill in connection handling and SQL details."""
+
+    contains_sql = "instr({col}, ?) > 0"
+
+    def builder(self) -> _Sql:
+        return _Sql(self.contains_sql)
+
+    @abstractmethod
+    def fetch(self, conn: Any, sql: str, params: list[Any]) -> list[tuple]: ...
+
+    @abstractmethod
+    def execute_many(self, conn: Any) -> Callable[[str, list], None]: ...
+
+    @abstractmethod
+    def allocate_rid(self, conn: Any) -> int: ...
+
+    @abstractmethod
+    def dump_json(self, resource: dict) -> Any: ...
+
+    @abstractmethod
+    def load_json(self, stored: Any) -> dict: ...
+
+    def lock_key(self, conn: Any, key: str) -> None:
+        return None
+
+    def lock_suffix(self) -> str:
+        return ""
+
+    def fetch_current(self, conn: Any, resource_type: str, resource_id: str, lock: bool) -> tuple[int, Version] | None:
+        rows = self.fetch(
+            conn,
+            "SELECT r.rid, r.version_id, v.last_updated, v.method, v.resource FROM resources r "
+            "JOIN versions v ON v.rid = r.rid AND v.version_id = r.version_id "
+            f"WHERE r.resource_type = ? AND r.id = ?{self.lock_suffix() if lock else ''}",
+            [resource_type, resource_id],
+        )
+        if not rows:
+            return None
+        rid, version_id, last_updated, method, stored = rows[0]
+        resource = None if stored is None else self.load_json(stored)
+        return rid, Version(resource_type, resource_id, version_id, to_datetime(last_updated), resource, method)
+
+    def lock_absent(self, conn: Any, keys: list[tuple[str, str]]) -> None:
+        """Serialise creators of ids that do not exist yet (PostgreSQL); SQLite's write lock already does."""
+        return None
+
+    def fetch_current_many(
+        self, conn: Any, keys: list[tuple[str, str]], lock: bool
+    ) -> dict[tuple[str, str], tuple[int, Version]]:
+        by_type: dict[str, list[str]] = {}
+        for resource_type, resource_id in keys:
+            by_type.setdefault(resource_type, []).append(resource_id)
+        out: dict[tuple[str, str], tuple[int, Version]] = {}
+        for resource_type, ids in by_type.items():
+            if lock:
+                self.lock_rows(conn, resource_type, ids)
+            rows = self.fetch(
+                conn,
+                "SELECT r.rid, r.id, r.version_id, v.last_updated, v.method, v.resource FROM resources r "
+                "JOIN versions v ON v.rid = r.rid AND v.version_id = r.version_id "
+                f"WHERE r.resource_type = ? AND r.id IN ({', '.join('?' * len(ids))})",
+                [resource_type, *ids],
+            )
+            for rid, resource_id, version_id, last_updated, method, stored in rows:
+                resource = None if stored is None else self.load_json(stored)
+                version = Version(resource_type, resource_id, version_id, to_datetime(last_updated), resource, method)
+                out[(resource_type, resource_id)] = (rid, version)
+        if lock:
+            self.lock_absent(conn, [k for k in keys if k not in out])
+        return out
+
+    def lock_rows(self, conn: Any, resource_type: str, ids: list[str]) -> None:
+        return None
+
+    def _version_rows(self, rows: list[tuple]) -> list[Version]:
+        return [
+            Version(t, i, v, to_datetime(lu), None if res is None else self.load_json(res), m)
+            for t, i, v, lu, m, res in rows
+        ]
+
+    def _vread_in(self, conn: Any, resource_type: str, resource_id: str, version_id: int) -> Version | None:
+        rows = self.fetch(
+            conn,
+            "SELECT v.resource_type, v.id, v.version_id, v.last_updated, v.method, v.resource FROM versions v "
+            "JOIN resources r ON r.rid = v.rid WHERE r.resource_type = ? AND r.id = ? AND v.version_id = ?",
+            [resource_type, resource_id, version_id],
+        )
+        return self._version_rows(rows)[0] if rows else None
+
+    def _history_in(
+        self, conn: Any, resource_type: str | None, resource_id: str | None, since: int | None, count: int, offset: int
+    ) -> tuple[int, list[Version]]:
+        where, params = [], []
+        if resource_type is not None and resource_id is not None:
+            where.append("v.rid = (SELECT r.rid FROM resources r WHERE r.resource_type = ? AND r.id = ?)")
+            params += [resource_type, resource_id]
+        elif resource_type is not None:
+            where.append("v.resource_type = ?")
+            params.append(resource_type)
+        if since is not None:
+            where.append("v.last_updated >= ?")
+            params.append(since)
+        clause = ("WHERE " + " AND ".join(where)) if where else ""
+        total = self.fetch(conn, f"SELECT count(*) FROM versions v {clause}", params)[0][0]
+        rows = self.fetch(
+            conn,
+            "SELECT v.resource_type, v.id, v.version_id, v.last_updated, v.method, v.resource FROM versions v "
+            f"{clause} ORDER BY v.vid DESC LIMIT ? OFFSET ?",
+            [*params, count, offset],
+        )
+        return total, self._version_rows(rows)

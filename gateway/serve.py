@@ -1,0 +1,99 @@
+"""Running the gateway under gunicorn, the production WSGI server (DESIGN.md: `pulsebridge serve`).
+
+Two functions: `build_app(options)` makes the Flask app a worker serves; `run(options)` runs the
+HTTP server. Other listeners (MLLP, a watched folder) and start-up work (demo data) plug in through
+`ServeOptions.before_start` and `ServeOptions.services` without touching the HTTP side.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable
+
+if TYPE_CHECKING:
+    from flask import Flask
+
+DEFAULT_HTTP = "127.0.0.1:8080"
+
+# A service starts in the gunicorn master once it is ready, and returns the function that stops it.
+Service = Callable[["ServeOptions"], Callable[[], None]]
+
+
+@dataclass
+class ServeOptions:
+    """What `pulsebridge serve` was asked for."""
+
+    http: str = DEFAULT_HTTP
+    db: str = "sqlite:///pulsebridge.db"
+    workers: int | None = None  # default: PULSEBRIDGE_WORKERS, else one per core
+    threads: int | None = None  # default: PULSEBRIDGE_THREADS, else 4 per worker
+    settings: dict[str, Any] = field(default_factory=dict)  # extra create_app config
+    before_start: list[Callable[["ServeOptions"], None]] = field(default_factory=list)  # e.g. --demo loads samples
+    services: list[Service] = field(default_factory=list)  # e.g. --mllp, --watch listeners
+
+
+def build_app(options: ServeOptions) -> Flask:
+    """The app one worker serves, on its own repository connection (opened after fork)."""
+    from gateway.app import create_app
+
+    return create_app({**options.settings, "DB": options.db})
+
+
+def worker_count(options: ServeOptions) -> tuple[int, int]:
+    """(processes, threads per process): one process per core keeps the GIL out of the way; threads cover I/O waits."""
+    cores = os.cpu_count() or 1
+    workers = options.workers or int(os.environ.get("PULSEBRIDGE_WORKERS", 0)) or cores
+    threads = options.threads or int(os.environ.get("PULSEBRIDGE_THREADS", 0)) or 4
+    return workers, threads
+
+
+def prepare_store(db: str) -> None:
+    """Open the store once in the main process so schema migrations run before workers race for them."""
+    from adapters.storage import open_repository
+
+    open_repository(db).close()
+
+
+def run(options: ServeOptions) -> None:
+    """Serve until SIGTERM/SIGINT: gunicorn gthread workers (keep-alive), services in the master."""
+    from gunicorn.app.base import BaseApplication
+
+    prepare_store(options.db)
+    for task in options.before_start:
+        task(options)
+    workers, threads = worker_count(options)
+    stops: list[Callable[[], None]] = []
+
+    def when_ready(_server: Any) -> None:
+        stops.extend(service(options) for service in options.services)
+
+    def on_exit(_server: Any) -> None:
+        for stop in reversed(stops):
+            stop()
+
+    settings = {
+        "bind": [options.http],
+        "workers": workers,
+        "threads": threads,
+        "worker_class": "gthread",
+        "keepalive": 5,
+        "timeout": 60,
+        "graceful_timeout": 10,
+        "proc_name": "pulsebridge",
+        "accesslog": None,  # request URLs can carry patient identifiers: no access log (DESIGN.md, PHI)
+        "errorlog": "-",
+        "loglevel": "warning",
+        "preload_app": False,
+        "when_ready": when_ready,
+        "on_exit": on_exit,
+    }
+
+    class Gateway(BaseApplication):
+        def load_config(self) -> None:
+            for key, value in settings.items():
+                self.cfg.set(key, value)
+
+        def load(self) -> Flask:
+            return build_app(options)
+
+    Gateway().run()
