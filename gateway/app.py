@@ -48,6 +48,10 @@ def create_app(config: dict | None = None) -> Flask:
     from gateway.fhir.routes import blueprint
 
     app.register_blueprint(blueprint())
+    from gateway import admin, hl7_http
+
+    app.register_blueprint(hl7_http.blueprint())
+    app.register_blueprint(admin.blueprint())
     app.add_url_rule("/healthz", "healthz", _healthz, methods=["GET"])
     app.register_error_handler(Exception, _error_response)
     return app

@@ -8,6 +8,7 @@ CREATE TABLE IF NOT EXISTS message_log (
     sending_facility TEXT NOT NULL DEFAULT '',
     control_id TEXT NOT NULL DEFAULT '',
     message_type TEXT NOT NULL DEFAULT '',
+    digest TEXT NOT NULL DEFAULT '',
     raw BLOB NOT NULL,
     status TEXT NOT NULL,
     ack_code TEXT NOT NULL DEFAULT '',
