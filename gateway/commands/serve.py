@@ -6,7 +6,9 @@ import click
 from gateway.serve import DEFAULT_HTTP, ServeOptions
 
 
-def _address(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+def _address(_ctx: click.Context, param: click.Parameter, value: str) -> str:
+    if param.name == "mllp" and value.lower() == "off":
+        return ""
     host, _, port = value.rpartition(":")
     if not host or not port.isdigit():
         raise click.BadParameter(f"{value!r} is not HOST:PORT")
@@ -15,13 +17,18 @@ def _address(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
 
 @click.command()
 @click.option("--http", "http", default=DEFAULT_HTTP, show_default=True, envvar="PULSEBRIDGE_HTTP", callback=_address, help="HOST:PORT of the FHIR API.")
+@click.option("--mllp", "mllp", default="127.0.0.1:2575", show_default=True, envvar="PULSEBRIDGE_MLLP", callback=_address, help="HOST:PORT of the MLLP listener, or 'off'.")
 @click.option("--db", default="sqlite:///pulsebridge.db", show_default=True, envvar="PULSEBRIDGE_DB", help="sqlite:///PATH or postgresql://...")
 @click.option("--workers", type=click.IntRange(1), envvar="PULSEBRIDGE_WORKERS", help="Worker processes [default: one per core].")
-def serve(http: str, db: str, workers: int | None) -> None:
+def serve(http: str, mllp: str, db: str, workers: int | None) -> None:
     """Serve the FHIR R4 API (and the listeners other options add) until interrupted."""
     from gateway.serve import run
 
     options = ServeOptions(http=http, db=db, workers=workers)
     # Extension point: an option such as --mllp/--watch appends a Service to options.services,
     # --demo appends a start-up task to options.before_start, before run().
+    if mllp:
+        from gateway.mllp_server import mllp_service
+
+        options.services.append(mllp_service(mllp))
     run(options)
