@@ -15,6 +15,7 @@ BOMS = (
     (b"\xff\xfe", "utf-16-le"),
     (b"\xfe\xff", "utf-16-be"),
 )
+_BOM_LEADS = frozenset(bom[:1] for bom, _ in BOMS)
 DEFAULT_FALLBACK = "gb18030"
 
 
@@ -27,6 +28,12 @@ class CharsetDecision:
     reason: str
 
 
+@lru_cache(maxsize=256)
+def _decision(codec: str, declared: str, reason: str) -> CharsetDecision:
+    """Decisions are immutable and few: share them instead of building one per message."""
+    return CharsetDecision(codec, declared, reason)
+
+
 @lru_cache(maxsize=1)
 def _table() -> dict[str, str | None]:
     data = json.loads(resources.files("adapters.hl7v2").joinpath("data/charsets.json").read_text("utf-8"))
@@ -35,6 +42,7 @@ def _table() -> dict[str, str | None]:
     return table
 
 
+@lru_cache(maxsize=256)
 def codec_for(msh18: str) -> str:
     """The Python codec for an MSH-18 value; EncodingError for a value with no codec."""
     key = " ".join(msh18.strip().upper().split())
@@ -53,12 +61,13 @@ def declared_charset(data: bytes) -> str:
     if start < 0 or len(data) < start + 8:
         return ""
     sep = data[start + 3 : start + 4]
-    end = len(data)
-    for term in (b"\r", b"\n"):
-        pos = data.find(term, start)
-        if 0 <= pos < end:
-            end = pos
-    fields = data[start:end].split(sep)
+    end = data.find(b"\r", start)
+    if end < 0:
+        end = len(data)
+    lf = data.find(b"\n", start, end)  # bounded: never scans past the MSH segment
+    if lf >= 0:
+        end = lf
+    fields = data[start:end].split(sep, 18)
     # fields[1] is MSH-2, so MSH-n is fields[n - 1]
     if len(fields) < 18:
         return ""
@@ -68,18 +77,18 @@ def declared_charset(data: bytes) -> str:
 
 def decode(data: bytes, *, fallback: str = DEFAULT_FALLBACK) -> tuple[str, CharsetDecision]:
     """Bytes to text: BOM, else MSH-18, else strict UTF-8, else `fallback` (GBK bytes with an empty MSH-18)."""
-    for bom, codec in BOMS:
+    for bom, codec in BOMS if data[:1] in _BOM_LEADS else ():
         if data.startswith(bom):
             try:
                 text = data[len(bom) :].decode(codec)
             except UnicodeDecodeError as exc:
                 raise EncodingError(f"invalid {codec} after byte-order mark: {exc.reason}", offset=exc.start + len(bom)) from None
-            return text, CharsetDecision(codec, declared_charset(text.encode("utf-8")), f"byte-order mark ({codec})")
+            return text, _decision(codec, declared_charset(text.encode("utf-8")), f"byte-order mark ({codec})")
     declared = declared_charset(data)
     if declared:
         codec = codec_for(declared)
         try:
-            return data.decode(codec), CharsetDecision(codec, declared, "MSH-18")
+            return data.decode(codec), _decision(codec, declared, "MSH-18")
         except UnicodeDecodeError as exc:
             raise EncodingError(
                 f"bytes are not valid {declared} as MSH-18 declares: {exc.reason}",
@@ -87,11 +96,11 @@ def decode(data: bytes, *, fallback: str = DEFAULT_FALLBACK) -> tuple[str, Chars
                 offset=exc.start,
             ) from None
     try:
-        return data.decode("utf-8"), CharsetDecision("utf-8", "", "no MSH-18: valid UTF-8")
+        return data.decode("utf-8"), _decision("utf-8", "", "no MSH-18: valid UTF-8")
     except UnicodeDecodeError:
         pass
     try:
-        return data.decode(fallback), CharsetDecision(fallback, "", f"no MSH-18: not UTF-8, fallback {fallback}")
+        return data.decode(fallback), _decision(fallback, "", f"no MSH-18: not UTF-8, fallback {fallback}")
     except UnicodeDecodeError as exc:
         raise EncodingError(
             f"no MSH-18, and the bytes are neither UTF-8 nor {fallback}: {exc.reason}", offset=exc.start

@@ -3,15 +3,17 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from operator import itemgetter
 
-from adapters.hl7v2.charset import DEFAULT_FALLBACK, CharsetDecision, decode
-from adapters.hl7v2.delimiters import Delimiters
+from adapters.hl7v2.charset import BOMS, DEFAULT_FALLBACK, CharsetDecision, decode
+from adapters.hl7v2.delimiters import DEFAULT, Delimiters
 from adapters.hl7v2.errors import Location, MessageTooLarge, ParseError
 from adapters.hl7v2.escape import escape
 from adapters.hl7v2.message import Message
 
+_USUAL = "MSH|^~\\&|"  # the recommended delimiters, as nearly every sender writes them
 _SEGMENT_ID = re.compile(r"[A-Z][A-Z0-9]{2}")
-_valid_ids: set[str] = set()
+_valid_ids: set[str] = set()  # segment ids seen and checked (never MSH: see _parse_text)
 
 
 @dataclass(frozen=True)
@@ -31,56 +33,110 @@ def parse(
     fallback_charset: str = DEFAULT_FALLBACK,
     limits: Limits = DEFAULT_LIMITS,
 ) -> Message:
-    """Parse one message. Bytes are decoded by MSH-18 (or UTF-8, else the fallback); text is taken as is."""
+    """Parse one message. Bytes are decoded by MSH-18 (or UTF-8, else the fallback); text is taken as is.
+
+    Errors carry the offset in the input: bytes for bytes input, characters for text input.
+    """
     if len(data) > limits.max_message_bytes:
         raise MessageTooLarge(f"message of {len(data)} bytes exceeds the limit of {limits.max_message_bytes}")
     if isinstance(data, bytes):
         text, charset = decode(data, fallback=fallback_charset)
     else:
         text, charset = data, CharsetDecision("", "", "text input")
-    if text[:1] == "\ufeff":
-        text = text[1:]
+    try:
+        return _parse_text(text, charset, limits)
+    except ParseError as exc:
+        if exc.offset is None:
+            raise
+        raise ParseError(exc.reason, location=exc.location, offset=_input_offset(data, text, charset, exc.offset)) from None
+
+
+def _parse_text(text: str, charset: CharsetDecision, limits: Limits) -> Message:
+    """Segments and fields of decoded text; ParseError offsets are positions in `text`."""
     start = 0
-    while start < len(text) and text[start] in "\r\n\t \x0b":
+    while start < len(text) and text[start] in "\ufeff\r\n\t \x0b":
         start += 1
     if text[start : start + 3] != "MSH":
         what = "a batch (FHS/BHS): split it into messages first" if text[start : start + 3] in ("FHS", "BHS") else "not an HL7 v2 message"
         raise ParseError(f"{what}: it must start with MSH", offset=start)
     if start:
         text = text[start:]
-    delimiters = _delimiters(text)
+    try:
+        delimiters = _delimiters(text)
+    except ParseError as exc:
+        raise ParseError(exc.reason, location=exc.location, offset=start + (exc.offset or 0)) from None
+    source = text
     if "\n" in text:
         text = text.replace("\r\n", "\r").replace("\n", "\r")
     lines = text.split("\r")
-    if len(lines) > limits.max_segments:
+    if len(lines) > limits.max_segments and sum(1 for line in lines if line) > limits.max_segments:
         raise MessageTooLarge(f"message has more than {limits.max_segments} segments")
     sep = delimiters.field
+    # Fast path: split every line, then check the segment ids in bulk (C loops, no per-line Python).
+    rows = [line.split(sep) for line in lines if line]
+    # _valid_ids never holds MSH, so a second MSH also takes the careful path (and is refused there)
+    if not _valid_ids.issuperset(map(itemgetter(0), rows[1:])):
+        rows = _checked_rows(lines, sep, source, start)
+    rows[0].insert(1, sep)  # MSH-1 is the field separator itself: MSH-n is fields[n] from here on
+    return Message(rows, delimiters, charset)
+
+
+def _checked_rows(lines: list[str], sep: str, source: str, start: int) -> list[list[str]]:
+    """The careful path: skip whitespace-only lines, learn new segment ids, raise on bad ones."""
     rows: list[list[str]] = []
-    for line in lines:
+    for index, line in enumerate(lines):
         if not line:
             continue
         fields = line.split(sep)
         seg_id = fields[0]
-        if seg_id not in _valid_ids:
-            if not _SEGMENT_ID.fullmatch(seg_id):
-                if not line.strip():
-                    continue
-                raise _bad_segment(text, line, len(rows) + 1)
-            _valid_ids.add(seg_id)
         if seg_id == "MSH":
             if rows:
                 raise ParseError(
                     "a second MSH: several messages in one; split them first",
                     location=Location("MSH", 2),
-                    offset=text.find(line),
+                    offset=start + _line_offset(source, index),
                 )
-            fields.insert(1, sep)  # MSH-1 is the field separator itself: MSH-n is fields[n] from here on
+        elif seg_id not in _valid_ids:
+            if not _SEGMENT_ID.fullmatch(seg_id):
+                if not line.strip():
+                    continue
+                raise _bad_segment(line, len(rows) + 1, start + _line_offset(source, index))
+            _valid_ids.add(seg_id)
         rows.append(fields)
-    return Message(rows, delimiters, charset)
+    return rows
+
+
+_TERMINATOR = re.compile(r"\r\n|\r|\n")
+
+
+def _line_offset(text: str, index: int) -> int:
+    """Where line `index` (0-based, lines ended by CR, LF or CRLF) starts in `text`; error path only."""
+    pos = 0
+    for _ in range(index):
+        match = _TERMINATOR.search(text, pos)
+        if match is None:
+            return len(text)
+        pos = match.end()
+    return pos
+
+
+def _input_offset(data: bytes | str, text: str, charset: CharsetDecision, position: int) -> int:
+    """A position in the decoded text as an offset in the input (bytes for bytes input)."""
+    if isinstance(data, str):
+        return position
+    bom = next((len(b) for b, codec in BOMS if data.startswith(b) and codec == charset.codec), 0)
+    return bom + len(text[:position].encode(charset.codec, "replace"))
+
+
+def read_delimiters(text: str) -> Delimiters:
+    """MSH-1 and MSH-2 as the message declares them (v2.5 2.5.4, 2.15.9.1-2); `text` starts with MSH."""
+    return _delimiters(text)
 
 
 def _delimiters(text: str) -> Delimiters:
     """MSH-1 and MSH-2 as the message declares them (v2.5 2.5.4, 2.15.9.1-2)."""
+    if text.startswith(_USUAL):
+        return DEFAULT
     if len(text) < 8:
         raise ParseError("MSH is too short to declare its delimiters", location=Location("MSH", 1, 1), offset=0)
     sep = text[3]
@@ -101,12 +157,12 @@ def _delimiters(text: str) -> Delimiters:
     return Delimiters(sep, encoding[0], encoding[1], encoding[2], encoding[3], encoding[4:5])
 
 
-def _bad_segment(text: str, line: str, number: int) -> ParseError:
+def _bad_segment(line: str, number: int, offset: int) -> ParseError:
     shown = line[:20] + ("..." if len(line) > 20 else "")
     return ParseError(
         f"segment {number} does not start with a segment id (3 capitals/digits then the field separator): {shown!r}",
-        location=Location(line[:3].upper() if line[:3].isalnum() else "", None),
-        offset=text.find(line),
+        location=None,
+        offset=offset,
     )
 
 

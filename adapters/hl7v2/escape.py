@@ -9,26 +9,38 @@ def unescape(text: str, delimiters: Delimiters) -> str:
     esc = delimiters.escape
     if not esc or esc not in text:
         return text
-    out: list[str] = []
-    i = 0
-    n = len(text)
-    while i < n:
-        ch = text[i]
-        if ch != esc:
-            j = text.find(esc, i)
-            if j < 0:
-                out.append(text[i:])
-                break
-            out.append(text[i:j])
-            i = j
-            continue
-        end = text.find(esc, i + 1)
-        if end < 0:  # a lone escape character is taken literally
-            out.append(text[i:])
-            break
-        out.append(_decode_sequence(text[i + 1 : end], delimiters))
-        i = end + 1
-    return "".join(out)
+    # Escape characters pair up left to right: parts[1], parts[3] ... are escape sequence bodies.
+    parts = text.split(esc)
+    count = len(parts)
+    table = _simple(delimiters)
+    if count == 3:  # one escape sequence: the usual case
+        body = parts[1]
+        return parts[0] + (table[body] if body in table else _decode_sequence(body, delimiters)) + parts[2]
+    if count % 2 == 0:  # a last, unclosed escape character is taken literally
+        unclosed = parts.pop()
+        parts[-1] += esc + unclosed
+        count -= 1
+    for i in range(1, count, 2):
+        body = parts[i]
+        parts[i] = table[body] if body in table else _decode_sequence(body, delimiters)
+    return "".join(parts)
+
+
+_TABLES: dict[int, tuple[Delimiters, dict[str, str]]] = {}
+
+
+def _simple(d: Delimiters) -> dict[str, str]:
+    """The one-letter escapes and \\.br\\ for a delimiter set (cached by identity: hashing a dataclass is slow)."""
+    entry = _TABLES.get(id(d))
+    if entry is not None and entry[0] is d:
+        return entry[1]
+    table = {"F": d.field, "S": d.component, "T": d.subcomponent, "R": d.repetition, "E": d.escape, ".br": "\n"}
+    if d.truncation:
+        table["P"] = d.truncation
+    if len(_TABLES) >= 256:  # messages with their own delimiters each bring a new object
+        _TABLES.clear()
+    _TABLES[id(d)] = (d, table)  # holding `d` keeps its id from being reused
+    return table
 
 
 def _decode_sequence(body: str, d: Delimiters) -> str:
@@ -79,6 +91,9 @@ def escape(text: str, delimiters: Delimiters) -> str:
         "\r": f"{esc}X0D{esc}",
         "\n": f"{esc}.br{esc}",
     }
+    if "." in (esc, d.field, d.component, d.subcomponent, d.repetition, d.truncation):
+        # \.br\ cannot survive a "." delimiter or escape character: use the hex form
+        table["\n"] = f"{esc}X0A{esc}"
     if d.truncation:
         table[d.truncation] = f"{esc}P{esc}"
     if not any(ch in text for ch in table):

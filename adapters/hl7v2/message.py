@@ -64,13 +64,11 @@ class Value:
         d = self._d
         if d is None:
             return raw
-        if self._level == REPETITION:
-            if d.component in raw:
-                raw = raw.split(d.component, 1)[0]
-            if d.subcomponent in raw:
-                raw = raw.split(d.subcomponent, 1)[0]
-        elif self._level == COMPONENT and d.subcomponent in raw:
-            raw = raw.split(d.subcomponent, 1)[0]
+        level = self._level
+        if level == REPETITION:
+            raw = raw.partition(d.component)[0].partition(d.subcomponent)[0]
+        elif level == COMPONENT:
+            raw = raw.partition(d.subcomponent)[0]
         return unescape(raw, d) if d.escape in raw else raw
 
     def get(self, component: int, subcomponent: int = 1) -> str:
@@ -139,16 +137,23 @@ class Segment:
 
     def __getitem__(self, field: int) -> Value:
         """First repetition of a field."""
-        raw = self.raw(field)
-        if self._literal(field):
+        fields = self.fields
+        raw = fields[field] if 0 < field < len(fields) else ""
+        if field <= 2 and fields[0] == "MSH":  # MSH-1, MSH-2: literals
             return Value(raw, None)
         d = self._d
-        if d.repetition in raw:
-            raw = raw.split(d.repetition, 1)[0]
-        return Value(raw, d)
+        return Value(raw.partition(d.repetition)[0], d)
 
     def get(self, field: int, component: int = 1, subcomponent: int = 1, repetition: int = 1) -> str:
         """Decoded text at a position; '' when absent."""
+        if repetition == 1 and component == 1 and subcomponent == 1:  # hot path: no Value objects
+            fields = self.fields
+            raw = fields[field] if 0 < field < len(fields) else ""
+            if field <= 2 and fields[0] == "MSH":
+                return raw
+            d = self._d
+            raw = raw.partition(d.repetition)[0].partition(d.component)[0].partition(d.subcomponent)[0]
+            return unescape(raw, d) if d.escape in raw else raw
         if repetition == 1:
             value = self[field]
         else:
@@ -236,17 +241,31 @@ class Message:
 
     def segment(self, segment_id: str, occurrence: int = 1) -> Segment | None:
         """The n-th segment with this id, or None."""
-        for seg in self.segments:
-            if seg.fields[0] == segment_id and seg.sequence == occurrence:
-                return seg
+        if self._segments is not None:
+            for seg in self._segments:
+                if seg.fields[0] == segment_id and seg.sequence == occurrence:
+                    return seg
+            return None
+        seen = 0
+        for row in self._rows:  # without building every Segment (hot path)
+            if row[0] == segment_id:
+                seen += 1
+                if seen == occurrence:
+                    return Segment(row, self.delimiters, seen)
         return None
 
     def all(self, segment_id: str) -> list[Segment]:
-        return [s for s in self.segments if s.fields[0] == segment_id]
+        """Every segment with this id, in order."""
+        if self._segments is not None:
+            return [s for s in self._segments if s.fields[0] == segment_id]
+        d = self.delimiters
+        return [Segment(row, d, n) for n, row in enumerate([r for r in self._rows if r[0] == segment_id], 1)]
 
     @property
     def msh(self) -> Segment:
-        return self.segments[0]
+        if self._segments is not None:
+            return self._segments[0]
+        return Segment(self._rows[0], self.delimiters, 1)
 
     def value(self, path: str) -> Value:
         """The Value at a path (a whole repetition, component or subcomponent)."""

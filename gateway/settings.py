@@ -1,0 +1,132 @@
+"""Typed settings from PULSEBRIDGE_* environment variables (DESIGN.md: every setting has one).
+
+Each setting is a dataclass field with a default and a parser in its metadata; `Settings.from_env()`
+reads `PULSEBRIDGE_<FIELD NAME IN CAPITALS>` for each and fails loudly, naming every bad variable
+at once. To add a setting, add one field with `setting(default, parser, help)`.
+
+Times without an offset (HL7 v2 DTM, v2.5 2A.3.22) are read in PULSEBRIDGE_TIMEZONE, default
+UTC: a deployment whose senders write local time sets it, e.g. `+08:00` or `Asia/Shanghai`.
+"""
+from __future__ import annotations
+
+import codecs
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from datetime import timedelta, timezone, tzinfo
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from adapters.hl7v2.er7 import Limits
+
+PREFIX = "PULSEBRIDGE_"
+
+
+class SettingsError(ValueError):
+    """One or more PULSEBRIDGE_* variables hold values that cannot be used."""
+
+
+def positive_int(text: str) -> int:
+    """A whole number >= 1; `_` separators and a K/M/G suffix (binary multiples) are allowed."""
+    match = re.fullmatch(r"\s*([0-9][0-9_]*)\s*([KMG]i?B?)?\s*", text, re.IGNORECASE)
+    if not match:
+        raise ValueError(f"expected a positive whole number (e.g. 1048576 or 16M), got {text!r}")
+    value = int(match[1].replace("_", ""))
+    suffix = (match[2] or "")[:1].upper()
+    value *= {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3}[suffix]
+    if value < 1:
+        raise ValueError(f"must be at least 1, got {text!r}")
+    return value
+
+
+def codec_name(text: str) -> str:
+    """A Python codec that can decode bytes, e.g. `gb18030`, `latin-1`."""
+    try:
+        info = codecs.lookup(text.strip())
+    except LookupError:
+        raise ValueError(f"unknown character set {text!r} (expected a codec name such as gb18030)") from None
+    if not getattr(info, "_is_text_encoding", True):
+        raise ValueError(f"{text!r} is not a text encoding")
+    return info.name
+
+
+def database_url(text: str) -> str:
+    """`sqlite:///path`, `sqlite:///:memory:` or `postgresql://...`."""
+    url = text.strip()
+    if not re.match(r"^(sqlite:///.+|postgres(ql)?://.*)$", url):
+        raise ValueError(f"expected sqlite:///PATH or postgresql://..., got {text!r}")
+    return url
+
+
+def time_zone(text: str) -> tzinfo:
+    """`UTC`, `Z`, a fixed offset (`+08:00`, `+0800`, `-05`) or an IANA name (`Asia/Shanghai`)."""
+    value = text.strip()
+    if value.upper() in ("UTC", "Z", "GMT"):
+        return timezone.utc
+    match = re.fullmatch(r"([+-])(\d{2}):?(\d{2})?", value)
+    if match:
+        hours, minutes = int(match[2]), int(match[3] or 0)
+        if hours > 14 or minutes > 59:
+            raise ValueError(f"offset out of range: {text!r}")
+        delta = timedelta(hours=hours, minutes=minutes)
+        return timezone(-delta if match[1] == "-" else delta)
+    try:
+        return ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"expected UTC, an offset like +08:00 or a zone like Asia/Shanghai, got {text!r}") from None
+
+
+def setting(default: Any, parse: Callable[[str], Any], help: str) -> Any:
+    """Declare one setting: its default, the parser for its environment text, and what it does."""
+    return field(default=default, metadata={"parse": parse, "help": help})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything configurable; build with `Settings.from_env()` (or directly in tests)."""
+
+    db: str = setting("sqlite:///pulsebridge.db", database_url, "database URL (sqlite:///... or postgresql://...)")
+    max_message_bytes: int = setting(16 * 1024 * 1024, positive_int, "largest HL7 v2 message accepted, in bytes")
+    max_segments: int = setting(100_000, positive_int, "most segments accepted in one HL7 v2 message")
+    fallback_charset: str = setting(
+        "gb18030", codec_name, "codec for messages with no MSH-18 that are not valid UTF-8 (Chinese HIS send GBK)"
+    )
+    timezone: tzinfo = setting(timezone.utc, time_zone, "zone for HL7 v2 times sent without an offset")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read every PULSEBRIDGE_* variable that is set; SettingsError lists all bad ones."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        problems: list[str] = []
+        for f in fields(cls):
+            name = env_var(f.name)
+            text = env.get(name)
+            if text is None or text == "":
+                continue
+            try:
+                values[f.name] = f.metadata["parse"](text)
+            except ValueError as exc:
+                problems.append(f"{name}: {exc}")
+        if problems:
+            raise SettingsError("invalid settings: " + "; ".join(problems))
+        return cls(**values)
+
+    def limits(self) -> Limits:
+        """The ER7 reader's size limits."""
+        return Limits(max_message_bytes=self.max_message_bytes, max_segments=self.max_segments)
+
+    @classmethod
+    def describe(cls) -> list[tuple[str, str, str]]:
+        """(variable, default, help) for each setting, for docs and `--help` texts."""
+        return [(env_var(f.name), str(f.default), f.metadata["help"]) for f in fields(cls)]
+
+
+def env_var(field_name: str) -> str:
+    return PREFIX + field_name.upper()
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """The settings for this process, from the environment (read on each call; cheap)."""
+    return Settings.from_env(environ)
