@@ -7,19 +7,28 @@ Two passes over the message (HL7 v2-to-FHIR IG, "Message" sheets):
 2. Ids are computed (mappers.ids), references (`refs`, `link`) resolved by scope: the nearest
    resource of that name in the same group, else in the enclosing groups outward, preferring
    the latest one before the segment. Then empty elements are pruned and the Bundle is built.
+
+Speed (issue 3 benchmark): each map's rows are compiled once per process into one Python
+function (`compile_map`; `interpret_map` is the same semantics as a plain loop, and the tests
+check that both agree on the whole corpus); field repetitions, scope lookups and ids are cached
+per conversion, never across messages; resources stay plain dicts until orjson serialises them.
 """
 from __future__ import annotations
 
+import linecache
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from adapters.hl7v2.errors import DataTypeError, Location
 from adapters.hl7v2.message import Message, Segment, Value
 from mappers import functions, ids, vocab
 from mappers.paths import merge, prune
-from mappers.primitives import PRIMITIVES, string
+from mappers.primitives import PRIMITIVES
 from mappers.report import ConversionReport
 from mappers.specs import Entry, Map, MessageSpec, Row, Specs, load_specs
+
+Evaluate = Callable[[Value | None, "Context"], Any]
+_NOTHING: frozenset[int] = frozenset()
 
 Path = tuple[int, ...]
 
@@ -36,13 +45,26 @@ class Record:
     segment: Segment
     entry: Entry
     id: str | None = None
+    seq: int = -1  # position in MessageState.records
 
 
-@dataclass(slots=True)
 class SegmentPlace:
-    segment: Segment
-    path: Path
-    index: int
+    """A segment, its group instance path and position; field repetitions are split once per conversion."""
+
+    __slots__ = ("segment", "path", "index", "_reps")
+
+    def __init__(self, segment: Segment, path: Path, index: int) -> None:
+        self.segment = segment
+        self.path = path
+        self.index = index
+        self._reps: dict[int, list[Value]] = {}
+
+    def reps(self, number: int) -> list[Value]:
+        """Repetitions of a field of this segment (shared by every row that reads it; do not mutate)."""
+        found = self._reps.get(number)
+        if found is None:
+            found = self._reps[number] = self.segment.reps(number)
+        return found
 
 
 @dataclass
@@ -59,6 +81,9 @@ class MessageState:
     made: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)  # datatype-made resources
     group_names: dict[int, str] = field(default_factory=dict)  # group instance id -> group name
     report: ConversionReport = field(default_factory=ConversionReport)
+    by_name: dict[str, list[Record]] = field(default_factory=dict)  # records with `as` names, in order
+    scope: dict[tuple[int, str], SegmentPlace | None] = field(default_factory=dict)  # segment_in_scope cache
+    ids: dict[str, str] = field(default_factory=dict)  # id name -> deterministic id (a practitioner recurs)
 
 
 class Context:
@@ -82,23 +107,44 @@ class Context:
         return parts
 
     def with_value(self, value: Value | None) -> Context:
-        return Context(self.state, self.place, value, self.record)
+        ctx = Context(self.state, self.place, value, self.record)
+        if value is self.value:  # a datatype map on the whole value (XCN -> XCN[HumanName]): split it once
+            ctx._parts = self._parts
+        return ctx
 
     def segment_in_scope(self, segment_id: str) -> Segment | None:
         """The segment with this id in the same group instance or an enclosing one (latest before, else first after)."""
         if self.place is None:
             return self.state.message.segment(segment_id)
-        path, index = self.place.path, self.place.index
+        found = self._place_in_scope(segment_id)
+        return found.segment if found is not None else None
+
+    def reps_in_scope(self, segment_id: str, number: int) -> list[Value]:
+        """Repetitions of a field of the segment in scope with this id (empty when there is none)."""
+        if self.place is None:
+            seg = self.state.message.segment(segment_id)
+            return seg.reps(number) if seg is not None else []
+        found = self._place_in_scope(segment_id)
+        return found.reps(number) if found is not None else []
+
+    def _place_in_scope(self, segment_id: str) -> SegmentPlace | None:
+        place = self.place
+        assert place is not None
+        key = (place.index, segment_id)
+        cache = self.state.scope
+        if key in cache:
+            return cache[key]
+        path, index = place.path, place.index
         before = after = None
         for p in self.state.places:
-            if p.segment.id != segment_id or path[: len(p.path)] != p.path:
+            if p.segment.fields[0] != segment_id or path[: len(p.path)] != p.path:
                 continue
             if p.index <= index:
                 before = p
             elif after is None and p.path == path:
                 after = p
-        found = before or after
-        return found.segment if found is not None else None
+        found = cache[key] = before or after
+        return found
 
     @property
     def message(self) -> Message:
@@ -118,12 +164,15 @@ def _nearest(candidates: list[Any], path: Path, index: int) -> Any:
     return None
 
 
-def _enclosing(candidates: list[Record], path: Path, index: int) -> Record | None:
-    """`into` rule: the latest resource before index whose group is this one or an enclosing one."""
+def _enclosing(state: MessageState, names: tuple[str, ...], path: Path, index: int) -> Record | None:
+    """`into` rule: the latest resource (of these names) before index whose group is this one or an enclosing one."""
     best = None
-    for c in candidates:
-        if c.index <= index and path[: len(c.path)] == c.path:
-            best = c
+    for name in names:
+        for c in reversed(state.by_name.get(name, ())):
+            if c.index <= index and path[: len(c.path)] == c.path:
+                if best is None or c.seq > best.seq:
+                    best = c
+                break
     return best
 
 
@@ -134,41 +183,134 @@ def run_map(m: Map, ctx: Context, out: dict[str, Any] | None = None) -> Any:
     """Apply a map's rows in order (first value wins at a leaf); returns the built object or scalar."""
     if m.build is not None:
         return m.build(ctx, ctx.value, m.args)
+    run = m.compiled or compile_map(m, ctx.state.specs)
+    return run(ctx, {} if out is None else out)
+
+
+def interpret_map(m: Map, ctx: Context, out: dict[str, Any] | None = None) -> Any:
+    """`run_map` by walking the rows: the reference semantics `compile_map` reproduces (tests compare them)."""
+    if m.build is not None:
+        return m.build(ctx, ctx.value, m.args)
     if out is None:
         out = {}
     scalar = None
     for row in m.rows:
-        if row.when is not None and not row.when(ctx):
+        part = row.part
+        if part >= 0:  # datatype maps: skip a row whose component is empty before anything else
+            parts = ctx._parts
+            if parts is None:
+                parts = ctx.parts()
+            if part >= len(parts) or not parts[part].raw:
+                continue
+        when = row.when
+        if when is not None and not when(ctx):
             continue
-        if row.source is None:
-            values: list[Value | None] = [ctx.value]  # datatype maps: the value itself; segment maps: None
+        source = row.source
+        if source is None:
+            values: Any = (ctx.value,)  # datatype maps: the value itself; segment maps: None
         else:
-            values = row.source.values(ctx, row.every)  # type: ignore[assignment]
+            values = source.read(ctx, row.every)
             if not values:
                 continue
+        evaluate = row.evaluate or _evaluator(row, ctx.state.specs)
+        target = row.target
         for n, value in enumerate(values):
             try:
-                result = _evaluate(row, value, ctx)
+                result = evaluate(value, ctx)
             except DataTypeError as exc:
                 raise _locate(exc, m, row, ctx, n) from None
             if result is None:
                 continue
-            if row.target is None:
+            if target is None:
                 if scalar is None:
                     scalar = result
                 continue
-            item = row.target.assign(out, result)
-            if item is None and isinstance(result, dict):
-                item = result
-            if item is not None:
-                if row.set is not None:
-                    item.update(row.set.get())
-                if row.default is not None:
-                    for k, v in row.default.get().items():
-                        item.setdefault(k, v)
+            item = target.assign(out, result)
+            if item is None:
+                if row.set is None and row.default is None:
+                    continue
+                if isinstance(result, dict):
+                    item = result
+                else:
+                    continue
+            if row.set is not None:
+                item.update(row.set.get())
+            if row.default is not None:
+                for k, v in row.default.get().items():
+                    item.setdefault(k, v)
     if scalar is not None and not out:
         return scalar
     return out or None
+
+
+# --- compiled maps ------------------------------------------------------------------------------
+# A map's rows become the body of one generated Python function, once per process, so the hot
+# path runs straight-line code instead of looping over row objects. The generated code does
+# exactly what `interpret_map` does, row by row; each row's parts (reader, condition,
+# evaluator, target writer, constants) are the same compiled objects, bound as globals.
+
+
+def compile_map(m: Map, specs: Specs) -> Callable[[Context, dict[str, Any]], Any]:
+    """Generate, compile and cache (on m.compiled) the function applying m's rows in order."""
+    env: dict[str, Any] = {"DataTypeError": DataTypeError, "_locate": _locate, "isinstance": isinstance, "M": m}
+    lines = ["def run(ctx, out):", "    scalar = None"]
+    if any(row.part >= 0 for row in m.rows):
+        lines += ["    parts = ctx._parts", "    if parts is None:", "        parts = ctx.parts()", "    nparts = len(parts)"]
+    for i, row in enumerate(m.rows):
+        env[f"R{i}"] = row
+        env[f"E{i}"] = row.evaluate or _evaluator(row, specs)
+        lines.append(f"    # row {i + 1}: {(row.label or '-')!s:.40} -> {row.target.text if row.target else '-'!s:.60}".replace("\n", " ").replace("\r", " "))
+        indent = "    "
+        if row.part >= 0:  # a component of the value: skip at once when it is empty
+            lines.append(f"{indent}if nparts > {row.part} and parts[{row.part}].raw:")
+            indent += "    "
+        if row.when is not None:
+            env[f"W{i}"] = row.when
+            lines.append(f"{indent}if W{i}(ctx):")
+            indent += "    "
+        single = row.source is None or (row.part >= 0 and row.source.subcomponent is None)
+        if row.source is None:
+            lines.append(f"{indent}value = ctx.value")  # datatype maps: the value itself; segment maps: None
+        elif single:
+            lines += [f"{indent}value = parts[{row.part}]", f"{indent}if value.raw != '\"\"':"]
+            indent += "    "
+        else:
+            env[f"S{i}"] = row.source.read
+            lines.append(f"{indent}for n, value in enumerate(S{i}(ctx, {row.every})):")
+            indent += "    "
+        lines += [
+            f"{indent}try:",
+            f"{indent}    result = E{i}(value, ctx)",
+            f"{indent}except DataTypeError as exc:",
+            f"{indent}    raise _locate(exc, M, R{i}, ctx, {'0' if single else 'n'}) from None",
+            f"{indent}if result is not None:",
+        ]
+        indent += "    "
+        if row.target is None:
+            lines += [f"{indent}if scalar is None:", f"{indent}    scalar = result"]
+            continue
+        env[f"A{i}"] = row.target.assign
+        if row.set is None and row.default is None:
+            lines.append(f"{indent}A{i}(out, result)")
+            continue
+        lines += [
+            f"{indent}item = A{i}(out, result)",
+            f"{indent}if item is None and isinstance(result, dict):",
+            f"{indent}    item = result",
+            f"{indent}if item is not None:",
+        ]
+        if row.set is not None:
+            env[f"SET{i}"] = row.set.get
+            lines.append(f"{indent}    item.update(SET{i}())")
+        if row.default is not None:
+            env[f"DEF{i}"] = row.default.get
+            lines += [f"{indent}    for k, v in DEF{i}().items():", f"{indent}        item.setdefault(k, v)"]
+    lines += ["    if scalar is not None and not out:", "        return scalar", "    return out or None"]
+    source, filename = "\n".join(lines) + "\n", f"<map {m.name}>"
+    exec(compile(source, filename, "exec"), env)  # noqa: S102 - code generated above from checked specs
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)  # readable tracebacks
+    m.compiled = env["run"]
+    return m.compiled
 
 
 def _locate(exc: DataTypeError, m: Map, row: Row, ctx: Context, n: int) -> DataTypeError:
@@ -190,22 +332,70 @@ def _locate(exc: DataTypeError, m: Map, row: Row, ctx: Context, n: int) -> DataT
     return new
 
 
-def _evaluate(row: Row, value: Value | None, ctx: Context) -> Any:
+def _evaluator(row: Row, specs: Specs) -> Evaluate:
+    """Compile what a row does with one source value (constant, function, type, format, vocabulary) into
+    one closure, once per process; the spec data stays the single description of the row."""
     if row.value is not None:
-        result = row.value.get()
+        constant = row.value
+        base: Evaluate = lambda value, ctx: constant.get()  # noqa: E731
     elif row.fn is not None:
-        result = row.fn(ctx, value, row.args)
+        fn, args = row.fn, row.args
+        base = lambda value, ctx: fn(ctx, value, args)  # noqa: E731
     elif row.type is not None:
-        result = convert(row.type, value, ctx)
+        base = _type_converter(row.type, specs)
     else:
-        result = string(value.text) if value is not None else None
-    if result is None:
-        return None
-    if row.format is not None:
-        result = row.format.format(result)
-    if row.vocab is not None:
-        result = _translate(row.vocab, result, ctx, row)
-    return result
+        base = lambda value, ctx: (value.text.strip() or None) if value is not None else None  # noqa: E731 - primitives.string
+    template, vocab_name = row.format, row.vocab
+    if template is None and vocab_name is None:
+        row.evaluate = base
+        return base
+
+    def evaluate(value: Value | None, ctx: Context) -> Any:
+        result = base(value, ctx)
+        if result is None:
+            return None
+        if template is not None:
+            result = template.format(result)
+        if vocab_name is not None:
+            result = _translate(vocab_name, result, ctx, row)
+        return result
+
+    row.evaluate = evaluate
+    return evaluate
+
+
+def _type_converter(type_name: str, specs: Specs) -> Evaluate:
+    """`type:` of a row as a closure: a primitive, a named converter or a datatype map (see `convert`)."""
+    primitive = PRIMITIVES.get(type_name)
+    if primitive is not None:
+        return lambda value, ctx: primitive(value.text) if value is not None else None
+    converter = functions.CONVERTERS.get(type_name)
+    if converter is not None:
+        return lambda value, ctx: converter(ctx.with_value(value), value, {}) if value is not None else None
+    m = specs.maps[type_name]
+    if m.build is not None:
+        return lambda value, ctx: _convert_map(m, value, ctx) if value is not None else None
+    resource = m.resource
+
+    def through_map(value: Value | None, ctx: Context) -> Any:  # _convert_map, inlined: the hottest call
+        if value is None:
+            return None
+        sub = Context(ctx.state, ctx.place, value, ctx.record)
+        if value is ctx.value:
+            sub._parts = ctx._parts
+        built = (m.compiled or compile_map(m, ctx.state.specs))(sub, {})
+        if built is None or resource is None:
+            return built
+        return add_resource(ctx.state, resource, built)
+
+    return through_map
+
+
+def _convert_map(m: Map, value: Value, ctx: Context) -> Any:
+    built = run_map(m, ctx.with_value(value))
+    if built is None or m.resource is None:
+        return built
+    return add_resource(ctx.state, m.resource, built)
 
 
 def convert(type_name: str, value: Value | None, ctx: Context) -> Any:
@@ -218,11 +408,7 @@ def convert(type_name: str, value: Value | None, ctx: Context) -> Any:
     converter = functions.CONVERTERS.get(type_name)
     if converter is not None:
         return converter(ctx.with_value(value), value, {})
-    m = ctx.state.specs.maps[type_name]
-    built = run_map(m, ctx.with_value(value))
-    if built is None or m.resource is None:
-        return built
-    return add_resource(ctx.state, m.resource, built)
+    return _convert_map(ctx.state.specs.maps[type_name], value, ctx)
 
 
 def add_resource(state: MessageState, resource_type: str, body: dict[str, Any]) -> dict[str, str]:
@@ -230,7 +416,7 @@ def add_resource(state: MessageState, resource_type: str, body: dict[str, Any]) 
     body = prune(body)
     if not body:
         return None  # type: ignore[return-value]
-    rid = _identifier_id(resource_type, body, state.facility) or ids.content_id(resource_type, body)
+    rid = _identifier_id(resource_type, body, state.facility, state.ids) or ids.content_id(resource_type, body)
     key = (resource_type, rid)
     have = state.made.get(key)
     if have is None:
@@ -240,11 +426,17 @@ def add_resource(state: MessageState, resource_type: str, body: dict[str, Any]) 
     return {"reference": f"{resource_type}/{rid}"}
 
 
-def _identifier_id(resource_type: str, body: dict[str, Any], facility: str) -> str | None:
+def _identifier_id(resource_type: str, body: dict[str, Any], facility: str, cache: dict[str, str] | None = None) -> str | None:
     for identifier in body.get("identifier") or ():
         parts = ids.identifier_parts(identifier, facility)
         if parts is not None:
-            return ids.resource_id(resource_type, parts)
+            if cache is None:
+                return ids.resource_id(resource_type, parts)
+            name = ids.id_name(resource_type, parts)
+            rid = cache.get(name)
+            if rid is None:
+                rid = cache[name] = ids.uuid5_text(name)
+            return rid
     return None
 
 
@@ -327,10 +519,18 @@ def convert_message(message: Message, raw: bytes | None = None, *, specs: Specs 
     state = MessageState(message, raw, specs, spec, facility)
     state.report.message_spec = spec.file
     _place_segments(state)
+    entries_by_segment = spec.entries
+    report = state.report
+    records = state.records
+    by_name = state.by_name
     for place in state.places:
         seg = place.segment
+        entries = entries_by_segment.get(seg.fields[0])
+        if not entries:
+            report.segment_done(seg, _NOTHING)
+            continue
         read: set[int] = set()
-        for entry in spec.entries.get(seg.id, ()):
+        for entry in entries:
             ctx = Context(state, place)
             if entry.when is not None and not entry.when(ctx):
                 continue
@@ -338,32 +538,35 @@ def convert_message(message: Message, raw: bytes | None = None, *, specs: Specs 
             assert m is not None
             read |= m.fields
             if entry.into:
-                target = _enclosing([r for r in state.records if r.name in entry.into], place.path, place.index)
+                target = _enclosing(state, entry.into, place.path, place.index)
                 if target is not None:
                     ctx.record = target
                     run_map(m, ctx, target.resource)
                     continue
                 if entry.as_name is None:
-                    state.report.unplaced(seg, entry.map_name, entry.into)
+                    report.unplaced(seg, entry.map_name, entry.into)
                     continue
             record = Record(entry.as_name, place.path, place.index, {}, m, seg, entry)
             ctx.record = record
             built = run_map(m, ctx, record.resource)
             if not built and not record.resource:
                 continue
-            state.records.append(record)
-        state.report.segment_done(seg, read)
-    return _finish(state), state.report
+            record.seq = len(records)
+            records.append(record)
+            if record.name:
+                by_name.setdefault(record.name, []).append(record)
+        report.segment_done(seg, read)
+    return _finish(state), report
 
 
-def _record_id(record: Record, state: MessageState, busy: set[int]) -> str:
+def _record_id(record: Record, state: MessageState, busy: set[int], *, by_identifier: bool = True) -> str:
     if record.id is not None:
         return record.id
     rtype = record.map.resource or "Basic"
     keys = record.map.key
     rid = None
-    if not keys or keys[0] == "identifier":
-        rid = _identifier_id(rtype, record.resource, state.facility)
+    if by_identifier and (not keys or keys[0] == "identifier"):
+        rid = _identifier_id(rtype, record.resource, state.facility, state.ids)
     if rid is None and keys:
         busy.add(id(record))
         parts = [state.facility]
@@ -371,7 +574,8 @@ def _record_id(record: Record, state: MessageState, busy: set[int]) -> str:
             if key == "identifier":
                 continue
             if key.startswith("@"):
-                other = _nearest([r for r in state.records if r.name == key[1:] and id(r) not in busy], record.path, record.index)
+                named = [r for r in state.by_name.get(key[1:], ()) if id(r) not in busy]
+                other = _nearest(named, record.path, record.index)
                 parts.append(_record_id(other, state, busy) if other is not None else "")
             else:
                 seg_id, _, rest = key.partition("-")
@@ -405,24 +609,39 @@ def _ref(record: Record) -> dict[str, str]:
     return {"reference": f"{record.map.resource}/{record.id}"}
 
 
+def _separate_reused_identifiers(state: MessageState) -> None:
+    """Two segments read by the same map stay two resources even when the sender reused an
+    identifier (e.g. one OBX-21 on several OBX): later ones take the id of their key fields.
+    Records of different maps sharing an identifier (ORC and OBR of one order) still merge."""
+    owners: dict[tuple[str, str | None], Record] = {}
+    for record in state.records:
+        first = owners.setdefault((record.map.name, record.id), record)
+        if first is record or first.index == record.index:
+            continue
+        record.id = None
+        rid = _record_id(record, state, set(), by_identifier=False)
+        if (record.map.name, rid) in owners:  # identical key fields too: the segment's position decides
+            rid = record.id = ids.resource_id(record.map.resource or "Basic", [rid, str(record.index)])
+        owners[(record.map.name, rid)] = record
+
+
 def _finish(state: MessageState) -> dict[str, Any]:
     records = state.records
     busy: set[int] = set()
     for record in records:
         _record_id(record, state, busy)
-    by_name: dict[str, list[Record]] = {}
+    _separate_reused_identifiers(state)
+    by_name = state.by_name
     for record in records:
-        if record.name:
-            by_name.setdefault(record.name, []).append(record)
-    for record in records:
-        for ref in record.entry.refs:
+        entry = record.entry
+        for ref in entry.refs:
             other = _nearest(_within(state, by_name.get(ref.name, []), record.path, ref.within), record.path, record.index)
             if other is None or other is record:
                 continue
             item = ref.target.assign(record.resource, _ref(other))
             if item is not None and ref.set is not None:
                 item.update(ref.set.get())
-        for link in record.entry.links:
+        for link in entry.links:
             other = _nearest(_within(state, by_name.get(link.name, []), record.path, link.within), record.path, record.index)
             if other is None or other is record:
                 continue
@@ -438,11 +657,13 @@ def _finish(state: MessageState) -> dict[str, Any]:
             resources[key] = {"resourceType": rtype, "id": record.id, **record.resource}
         else:
             merge(have, record.resource)
+    pruned: set[tuple[str, str]] = set()  # datatype-made resources are pruned when added (add_resource)
     for key, made in state.made.items():
         if key in resources:
             merge(resources[key], made)
         else:
             resources[key] = made
+            pruned.add(key)
     everything = [f"{t}/{i}" for (t, i) in resources]
     for record in records:
         if record.map.target_all:
@@ -450,8 +671,9 @@ def _finish(state: MessageState) -> dict[str, Any]:
             own = f"{res['resourceType']}/{res['id']}"
             res["target"] = [{"reference": r} for r in everything if r != own]
     entries = []
-    for (rtype, rid), resource in resources.items():
-        body = prune(resource)
+    for key, resource in resources.items():
+        rtype, rid = key
+        body = resource if key in pruned else prune(resource)
         if not body or len(body) <= 2:  # only resourceType and id: nothing was mapped
             continue
         entries.append({"fullUrl": f"urn:uuid:{rid}", "resource": body, "request": {"method": "PUT", "url": f"{rtype}/{rid}"}})

@@ -177,6 +177,69 @@ def location_hierarchy(ctx: Context, value: Value | None, args: dict[str, Any]) 
     return parent_ref
 
 
+_CDC_RACE_ETHNICITY = "urn:oid:2.16.840.1.113883.6.238"  # CDC Race & Ethnicity code set (PHIN VADS)
+
+
+def us_core_race_ethnicity(ctx: Context, value: Value | None, args: dict[str, Any]) -> dict[str, Any] | None:
+    """PID-10 race / PID-22 ethnic group (all repetitions) -> the US Core race or ethnicity extension.
+
+    IG PID[Patient] PID-10/PID-22: "use the local extension, e.g. US = US Core Race/Ethnicity".
+    Only codes that are CDC Race & Ethnicity codes (sent as table 0005/CDCREC, or table 0189
+    letters translated by args.codes) are used; anything else (another realm's codes) yields no
+    extension. args: url, field, omb (OMB category codes -> display), codes (v2 letter -> CDC code).
+    """
+    seg = ctx.segment
+    if seg is None:
+        return None
+    omb: dict[str, str] = args.get("omb") or {}
+    letters: dict[str, str] = args.get("codes") or {}
+    sub: list[dict[str, Any]] = []
+    texts: list[str] = []
+    for rep in seg.reps(int(args["field"])):
+        code, text, system = rep[1].text.strip(), rep[2].text.strip(), rep[3].text.strip()
+        if not code:
+            continue
+        code = letters.get(code, code)
+        if system and vocab.system_uri(system) not in (_CDC_RACE_ETHNICITY, "http://terminology.hl7.org/CodeSystem/v2-0189"):
+            continue
+        if code not in omb and not (len(code) == 6 and code[4] == "-" and code[:4].isdigit()):
+            continue
+        display = omb.get(code) or text or None
+        coding = {"system": _CDC_RACE_ETHNICITY, "code": code, "display": display}
+        sub.append({"url": "ombCategory" if code in omb else "detailed", "valueCoding": {k: v for k, v in coding.items() if v}})
+        texts.append(text or omb.get(code, code))
+    if not sub:
+        return None
+    sub.append({"url": "text", "valueString": ", ".join(dict.fromkeys(texts))})
+    return {"url": args["url"], "extension": sub}
+
+
+# Segments that attach to the segment before them in the ADT structures (v2.8 3.3.1: PID/PD1
+# are followed by ARV and ROL; PV1/PV2 by ARV, ROL and PRT), skipped when finding the anchor.
+_ATTACHED_SEGMENTS = frozenset({"ROL", "PRT", "ARV", "PD1", "PV2"})
+
+
+def _anchor(ctx: Context) -> str | None:
+    """The id of the segment a ROL/PRT belongs to: the nearest earlier one that is not attached."""
+    if ctx.place is None:
+        return None
+    segments = ctx.message.segments
+    for i in range(ctx.place.index - 1, -1, -1):
+        if segments[i].id not in _ATTACHED_SEGMENTS:
+            return segments[i].id
+    return None
+
+
+def follows_patient(ctx: Context, value: Value | None) -> bool:
+    """The segment is in the patient's ROL/PRT block (ADT_A01 `follow:PID.ROL`)."""
+    return _anchor(ctx) == "PID"
+
+
+def follows_visit(ctx: Context, value: Value | None) -> bool:
+    """The segment is in the visit's ROL/PRT block (ADT_A01 `follow:PV1.ROL`)."""
+    return _anchor(ctx) == "PV1"
+
+
 def is_numeric(ctx: Context, value: Value | None) -> bool:
     """NM text that parses as a decimal."""
     return value is not None and primitives.decimal(value.text) is not None
@@ -192,6 +255,22 @@ def has_repetitions(ctx: Context, value: Value | None) -> bool:
     return value is not None and ctx.segment is not None and len(ctx.segment.reps(5)) > 1
 
 
+def as_components(ctx: Context, value: Value | None) -> bool:
+    """OBX-5 repeats, so the IG's OBX[Observation-Component] applies (one component per repetition).
+
+    Not when the OBX's instance id (OBX-21) is shared with another OBX of the message: those
+    become one Observation (ids follow identifiers), whose value[x] from the other OBX would
+    clash with components of the same code (FHIR obs-7); the first repetition is the value then.
+    """
+    seg = ctx.segment
+    if seg is None or len(seg.reps(5)) < 2:
+        return False
+    instance = seg.raw(21)
+    if not instance:
+        return True
+    return sum(1 for other in ctx.message.segments if other.id == "OBX" and other.raw(21) == instance) == 1
+
+
 FUNCTIONS: dict[str, Fn] = {
     "text_lines": text_lines,
     "message_hash": message_hash,
@@ -204,6 +283,7 @@ FUNCTIONS: dict[str, Fn] = {
     "encapsulated_data": encapsulated_data,
     "location_hierarchy": location_hierarchy,
     "coding_system": coding_system,
+    "us_core_race_ethnicity": us_core_race_ethnicity,
 }
 
 CONVERTERS: dict[str, Fn] = {
@@ -214,5 +294,9 @@ PREDICATES: dict[str, Callable[["Context", "Value | None"], bool]] = {
     "numeric": is_numeric,
     "timed": has_time,
     "repeats": has_repetitions,
+    "follows_patient": follows_patient,
+    "follows_visit": follows_visit,
+    "as_components": as_components,
 }
 from mappers.functions_encounters import register as _r_encounters; _r_encounters(FUNCTIONS, CONVERTERS, PREDICATES)
+from mappers.functions_orders import register as _r_orders; _r_orders(FUNCTIONS, CONVERTERS, PREDICATES)

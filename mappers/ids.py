@@ -17,16 +17,32 @@ is PUT <Type>/<id>.
 from __future__ import annotations
 
 import uuid
+from hashlib import sha1
 from typing import Any, Iterable
 
 import orjson
 
 NAMESPACE = uuid.UUID("6f1c6e4e-2a52-5b4e-9d0f-70756c736562")  # "pulsebridge" namespace (fixed forever)
+_NAMESPACE_BYTES = NAMESPACE.bytes
+
+
+def uuid5_text(name: str) -> str:
+    """str(uuid.uuid5(NAMESPACE, name)) without building UUID objects (RFC 4122 4.3: SHA-1, version 5)."""
+    digest = bytearray(sha1(_NAMESPACE_BYTES + name.encode("utf-8")).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def id_name(resource_type: str, parts: Iterable[str]) -> str:
+    """The uuid5 name of a resource: `<Type>|<part>|<part>...`."""
+    return "|".join((resource_type, *parts))
 
 
 def resource_id(resource_type: str, parts: Iterable[str]) -> str:
     """uuid5 of the type and the identifying parts."""
-    return str(uuid.uuid5(NAMESPACE, "|".join((resource_type, *parts))))
+    return uuid5_text("|".join((resource_type, *parts)))
 
 
 def identifier_parts(identifier: dict[str, Any], default_authority: str) -> tuple[str, str, str] | None:

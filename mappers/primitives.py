@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import re
-from calendar import monthrange
+from calendar import isleap
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 
@@ -45,6 +45,14 @@ def default_zone() -> str:
     return _zone(os.environ.get("PULSEBRIDGE_TIMEZONE", "+00:00"))
 
 
+_DAYS = (0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+
+
+def _days_in_month(year: int, month: int) -> int:
+    """Gregorian month length (what calendar.monthrange gives, without the weekday)."""
+    return 29 if month == 2 and isleap(year) else _DAYS[month]
+
+
 class Timestamp:
     """A parsed DTM/TS/DT keeping its precision: the parts that were sent, nothing invented."""
 
@@ -60,7 +68,7 @@ class Timestamp:
         self.offset = f"{sign}{oh}:{om}" if sign else None
         if mo and not 1 <= int(mo) <= 12:
             raise DataTypeError(f"{text!r}: month {mo} does not exist")
-        if d and not 1 <= int(d) <= monthrange(int(y), int(mo))[1]:
+        if d and not 1 <= int(d) <= _days_in_month(int(y), int(mo)):
             raise DataTypeError(f"{text!r}: day {d} does not exist in {y}-{mo}")
         if h and int(h) > 23 or mi and int(mi) > 59 or s and int(s) > 59:
             raise DataTypeError(f"{text!r}: time of day out of range")

@@ -39,12 +39,11 @@ class ConversionReport:
 
     def segment_done(self, seg: Segment, read: set[int] | frozenset[int]) -> None:
         """Record the populated fields of seg that no applied map reads."""
-        sid = seg.id
-        start = 3 if sid == "MSH" else 1  # MSH-1/MSH-2 are the delimiters
         fields = seg.fields
-        for n in range(start, len(fields)):
-            if fields[n] and n not in read and fields[n] != '""':
-                self.unmapped.append((sid, seg.sequence, n))
+        sid = fields[0]
+        start = 3 if sid == "MSH" else 1  # MSH-1/MSH-2 are the delimiters
+        seq = seg.sequence
+        self.unmapped += [(sid, seq, n) for n in range(start, len(fields)) if n not in read and fields[n] and fields[n] != '""']
 
     def vocabulary_miss(self, ctx: Context, source: str, map_name: str, code: str) -> None:
         seg = ctx.segment

@@ -3,7 +3,7 @@
 A source path is relative to what the map reads:
 - a segment map reads fields: `PID-3` (every repetition when the target appends, else the
   first), `PID-3(2)` (one repetition), `PID-3.4`, `PID-3.4.2`; a path naming another segment
-  (`ORC-12` in the OBR map) reads that segment from the same group (see engine.Scope);
+  (`ORC-12` in the OBR map) reads that segment from the same group (engine.Context.segment_in_scope);
 - a datatype map reads components of one value: `CX.4`, `CX.4.2` (the type prefix is checked).
 
 Conditions (`when`) are deliberately tiny: clauses joined by ` and `, each one of
@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from dataclasses import field as dc_field
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from adapters.hl7v2.message import Value
 
@@ -22,12 +23,15 @@ if TYPE_CHECKING:
     from mappers.engine import Context
 
 _SEGMENT_PATH = re.compile(r"^([A-Z][A-Z0-9]{2})-(\d+)(?:\((\d+)\))?(?:\.(\d+)(?:\.(\d+))?)?$")
-_COMPONENT_PATH = re.compile(r"^(?:([A-Z]{2,3})\.)?(\d+)(?:\.(\d+))?$")
+_COMPONENT_PATH = re.compile(r"^(?:([A-Z][A-Z0-9]{1,2})\.)?(\d+)(?:\.(\d+))?$")
+
+
+_EMPTY: tuple[Value, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
 class Source:
-    """A compiled source path."""
+    """A compiled source path; `read(ctx, every)` is the fast reader the engine calls."""
 
     text: str
     segment: str | None  # segment maps: the segment id; None in datatype maps
@@ -35,45 +39,90 @@ class Source:
     repetition: int | None  # None: the row decides (all or first)
     component: int | None
     subcomponent: int | None
+    read: Callable[[Context, bool], Sequence[Value]] = dc_field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        reader = _component_reader(self) if self.segment is None else _field_reader(self)
+        object.__setattr__(self, "read", reader)
 
     def values(self, ctx: Context, every: bool) -> list[Value]:
         """The Values this path names in the current context (empty list when not valued)."""
-        if self.segment is None:
+        return list(self.read(ctx, every))
+
+    def first(self, ctx: Context) -> Value | None:
+        found = self.read(ctx, False)
+        return found[0] if found else None
+
+
+def _component_reader(src: Source) -> Callable[[Context, bool], Sequence[Value]]:
+    """Datatype maps: a component (or subcomponent) of the value being mapped, split once per map run."""
+    component, subcomponent = src.component, src.subcomponent
+    if component is None:
+
+        def whole(ctx: Context, every: bool) -> Sequence[Value]:
+            value = ctx.value
+            if value is None:
+                return _EMPTY
+            raw = value.raw
+            return (value,) if raw and raw != '""' else _EMPTY
+
+        return whole
+    index = component - 1
+
+    def part(ctx: Context, every: bool) -> Sequence[Value]:
+        parts = ctx._parts
+        if parts is None:
             if ctx.value is None:
-                return []
+                return _EMPTY
             parts = ctx.parts()  # the value split once per map run, not once per row
-            if self.component is None:
-                value = ctx.value
-            elif self.component <= len(parts):
-                value = parts[self.component - 1]
-                if self.subcomponent is not None:
-                    value = value[self.subcomponent]
-            else:
-                return []
-            return [value] if value.raw and value.raw != '""' else []
-        seg = ctx.segment if ctx.segment is not None and ctx.segment.id == self.segment else ctx.segment_in_scope(self.segment)
-        if seg is None:
-            return []
-        reps = seg.reps(self.field)  # type: ignore[arg-type]
+        if index >= len(parts):
+            return _EMPTY
+        value = parts[index]
+        if subcomponent is not None:
+            if not value.raw:
+                return _EMPTY
+            value = value[subcomponent]
+        raw = value.raw
+        return (value,) if raw and raw != '""' else _EMPTY
+
+    return part
+
+
+def _field_reader(src: Source) -> Callable[[Context, bool], Sequence[Value]]:
+    """Segment maps: repetitions of a field of this segment (or of one in scope), then components."""
+    segment_id, number = src.segment, src.field
+    repetition, component, subcomponent = src.repetition, src.component, src.subcomponent
+
+    def read(ctx: Context, every: bool) -> Sequence[Value]:
+        seg = ctx.segment
+        if seg is not None and seg.fields[0] == segment_id:
+            place = ctx.place
+            reps = place.reps(number) if place is not None else seg.reps(number)  # type: ignore[arg-type]
+        else:
+            reps = ctx.reps_in_scope(segment_id, number)  # type: ignore[arg-type]
         if not reps:
-            return []
-        if self.repetition is not None:
-            reps = reps[self.repetition - 1 : self.repetition]
+            return _EMPTY
+        if repetition is not None:
+            reps = reps[repetition - 1 : repetition]
         elif not every:
+            if component is None:  # the commonest read: the first repetition, whole
+                value = reps[0]
+                raw = value.raw
+                return (value,) if raw and raw != '""' else _EMPTY
             reps = reps[:1]
+        if component is None:
+            return [v for v in reps if v.raw and v.raw != '""']
         out = []
         for value in reps:
-            if self.component is not None:
-                value = value[self.component]
-                if self.subcomponent is not None:
-                    value = value[self.subcomponent]
-            if value.raw and not value.is_null:
+            value = value[component]
+            if subcomponent is not None:
+                value = value[subcomponent]
+            raw = value.raw
+            if raw and raw != '""':
                 out.append(value)
         return out
 
-    def first(self, ctx: Context) -> Value | None:
-        found = self.values(ctx, False)
-        return found[0] if found else None
+    return read
 
 
 def compile_source(text: str, datatype: str | None) -> Source:
@@ -103,6 +152,9 @@ def compile_condition(text: str, datatype: str | None, predicates: dict[str, Cal
     tests = [_clause(c, datatype, predicates, text) for c in clauses]
     if len(tests) == 1:
         return tests[0]
+    if len(tests) == 2:
+        first, second = tests
+        return lambda ctx: first(ctx) and second(ctx)
     return lambda ctx: all(t(ctx) for t in tests)
 
 
@@ -114,20 +166,26 @@ def _clause(clause: str, datatype: str | None, predicates: dict[str, Callable[..
             raise ValueError(f"condition {whole!r}: no predicate named {call['name']!r} in mappers.functions")
         src = compile_source(call["path"], datatype) if call["path"].strip() else None
         negate = bool(call["neg"])
-        return lambda ctx: fn(ctx, src.first(ctx) if src else None) != negate
+        if src is None:
+            return lambda ctx: fn(ctx, None) != negate
+        read = src.read
+
+        def call_test(ctx: Context) -> bool:
+            found = read(ctx, False)
+            return fn(ctx, found[0] if found else None) != negate
+
+        return call_test
     m = _CLAUSE.match(clause)
     if not m:
         raise ValueError(f"condition {whole!r}: cannot read {clause!r} (PATH valued | PATH not valued | PATH = A|B | PATH != A|B)")
     src = compile_source(m["path"], datatype)
     if m["op"] is None:
-        want = not m["not"]
-        return lambda ctx: bool(src.values(ctx, False)) == want
+        read = src.read
+        if m["not"]:
+            return lambda ctx: not read(ctx, False)
+        return lambda ctx: bool(read(ctx, False))
     wanted = frozenset(v.strip().strip('"') for v in m["vals"].split("|"))
+    read = src.read
     if m["op"] == "=":
-        return lambda ctx: _text(src, ctx) in wanted
-    return lambda ctx: _text(src, ctx) not in wanted
-
-
-def _text(src: Source, ctx: Context) -> str:
-    value = src.first(ctx)
-    return value.text.strip() if value is not None else ""
+        return lambda ctx: ((found := read(ctx, False)) and found[0].text.strip() or "") in wanted
+    return lambda ctx: ((found := read(ctx, False)) and found[0].text.strip() or "") not in wanted

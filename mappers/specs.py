@@ -25,6 +25,7 @@ from mappers.sources import Predicate, Source, compile_condition, compile_source
 
 SPEC_DIR = Path(__file__).resolve().parent / "specs"
 _UNSET: Any = object()
+_JSON_SCALARS = (str, int, float, bool, type(None))
 _ROW_KEYS = {"from", "to", "type", "vocab", "when", "value", "fn", "args", "set", "default", "format", "note"}
 _MAP_KEYS = {"segment", "resource", "key", "rows", "fn", "args", "target_all", "ig", "note"}
 _ENTRY_KEYS = {"map", "as", "into", "refs", "link", "when", "note"}
@@ -38,14 +39,23 @@ class SpecError(ValueError):
 class Constant:
     """A constant from a spec; objects are copied on use so resources never share them."""
 
-    __slots__ = ("_value", "_blob")
+    __slots__ = ("_value", "_blob", "get")
 
     def __init__(self, value: Any) -> None:
         self._value = value
         self._blob = orjson.dumps(value) if isinstance(value, (dict, list)) else None
+        if self._blob is None:
+            self.get = self._scalar
+        elif isinstance(value, dict) and all(v.__class__ in _JSON_SCALARS for v in value.values()):
+            self.get = value.copy  # a flat object of JSON scalars (a Coding): a shallow copy is a full copy
+        else:
+            self.get = self._loads
 
-    def get(self) -> Any:
-        return orjson.loads(self._blob) if self._blob is not None else self._value
+    def _scalar(self) -> Any:
+        return self._value
+
+    def _loads(self) -> Any:
+        return orjson.loads(self._blob)  # type: ignore[arg-type]
 
 
 @dataclass(slots=True)
@@ -65,6 +75,8 @@ class Row:
     default: Constant | None
     format: str | None
     every: bool
+    part: int = -1  # datatype maps: 0-based component this row reads (-1: none), for a quick emptiness check
+    evaluate: Callable[..., Any] | None = None  # compiled by the engine on first use (engine._evaluator)
 
 
 @dataclass(slots=True)
@@ -82,6 +94,7 @@ class Map:
     args: dict[str, Any] = field(default_factory=dict)
     target_all: bool = False
     file: str = ""
+    compiled: Callable[..., Any] | None = None  # the rows as one Python function (engine.compile_map), made on first use
 
 
 @dataclass(slots=True)
@@ -195,6 +208,7 @@ def _compile_row(raw: dict[str, Any], datatype: str, is_segment: bool, where: st
         default=Constant(raw["default"]) if raw.get("default") else None,
         format=raw.get("format"),
         every=every,
+        part=source.component - 1 if source is not None and source.segment is None and source.component else -1,
     )
 
 

@@ -40,8 +40,13 @@ def system_uri(name: str) -> str | None:
 
 
 def table_coding(table: str, code: str, display: str | None = None) -> dict[str, str]:
-    """A v2 table value as a Coding in its THO code system."""
-    return v2_tables.v2_table_coding(table, code, display)
+    """A v2 table value as a Coding in its THO code system (a fresh dict: callers may extend it)."""
+    return dict(_table_coding(table, code, display))
+
+
+@lru_cache(maxsize=8192)
+def _table_coding(table: str, code: str, display: str | None) -> tuple[tuple[str, str], ...]:
+    return tuple(v2_tables.v2_table_coding(table, code, display).items())
 
 
 def ucum_unit(text: str, display: str | None = None) -> dict[str, str] | None:

@@ -164,9 +164,10 @@ def test_provenance_targets_everything_and_hashes_the_message() -> None:
 
 
 def test_unmapped_report_lists_fields_with_ig_rows(convert_er7) -> None:
-    _, report = convert_er7(MSH, "PID|1||1^^^GHH^MR||Doe^John|||||2106-3^White^HL70005", "ZXY|1|custom")
+    pid = "PID|1||1^^^GHH^MR||Doe^John" + "|" * 27 + "AL^Alias^HL70445"  # PID-32: IG row, no FHIR target
+    _, report = convert_er7(MSH, pid, "ZXY|1|custom")
     found = {u["element"]: u for u in report.as_dict()["unmapped"]}
-    assert "PID-10" in found and any(row["map"] == "PID[Patient]" for row in found["PID-10"]["ig"])
+    assert "PID-32" in found and any(row["map"] == "PID[Patient]" for row in found["PID-32"]["ig"])
     assert "ZXY-1" in found and "ZXY-2" in found
     assert "PID-5" not in found
 

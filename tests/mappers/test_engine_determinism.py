@@ -1,0 +1,87 @@
+"""The fast engine is a pure function of the message: same input, same Bundle, byte for byte.
+
+Covers what the throughput work could break (issue 3, benchmark): compiled maps (engine.compile_map)
+must do exactly what the row interpreter (engine.interpret_map) does; per-conversion caches
+(field repetitions, scope lookups, ids) must not leak between messages; pruning without copying
+must not leave one object in two places of a Bundle.
+"""
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any, Iterator
+
+import orjson
+import pytest
+
+from adapters.hl7v2 import parse
+from adapters.hl7v2.batch import split_messages
+from mappers import engine
+from mappers.specs import SPEC_DIR, load_specs
+
+ROOT = Path(__file__).resolve().parents[2]
+CORPUS = ROOT.parent / "shared" / "corpus" / "ms-fhir-converter" / "hl7v2"
+CORPUS_FILES = sorted(CORPUS.glob("*.hl7")) if CORPUS.is_dir() else []
+pytestmark = pytest.mark.skipif(not CORPUS_FILES, reason=f"corpus not found at {CORPUS}")
+
+
+def _messages() -> list[tuple[str, bytes]]:
+    return [(f"{path.name}#{chunk.index + 1}", chunk.payload) for path in CORPUS_FILES for chunk in split_messages(path.read_bytes())]
+
+
+def _convert(raw: bytes, specs: Any = None) -> tuple[bytes, bytes]:
+    bundle, report = engine.convert_message(parse(raw), raw, specs=specs)
+    return orjson.dumps(bundle), orjson.dumps(report.as_dict(with_ig=False))
+
+
+def test_each_message_converts_identically_twice_and_in_any_order() -> None:
+    messages = _messages()
+    first = {name: _convert(raw) for name, raw in messages}
+    second = {name: _convert(raw) for name, raw in reversed(messages)}  # other caches warm, other order
+    assert [n for n in first if first[n] != second[n]] == []
+
+
+def test_compiled_maps_do_what_the_row_interpreter_does() -> None:
+    interpreted = load_specs.__wrapped__(SPEC_DIR)  # a fresh, uncached Specs whose maps we interpret
+    for m in interpreted.maps.values():
+        m.compiled = functools.partial(_interpret, m)
+    differ = [name for name, raw in _messages() if _convert(raw) != _convert(raw, interpreted)]
+    assert differ == []
+    assert all(isinstance(m.compiled, functools.partial) for m in interpreted.maps.values())
+
+
+def _interpret(m: Any, ctx: Any, out: dict[str, Any]) -> Any:
+    return engine.interpret_map(m, ctx, out)
+
+
+def _containers(node: Any) -> Iterator[Any]:
+    if isinstance(node, dict):
+        yield node
+        for value in node.values():
+            yield from _containers(value)
+    elif isinstance(node, list):
+        yield node
+        for value in node:
+            yield from _containers(value)
+
+
+def test_no_object_appears_twice_in_a_bundle() -> None:
+    shared = []
+    for name, raw in _messages():
+        bundle, _ = engine.convert_message(parse(raw), raw)
+        seen: set[int] = set()
+        for container in _containers(bundle):
+            if id(container) in seen:
+                shared.append(name)
+                break
+            seen.add(id(container))
+    assert shared == []
+
+
+def test_an_impossible_date_still_names_its_location() -> None:
+    from adapters.hl7v2.errors import DataTypeError
+
+    raw = b"MSH|^~\\&|APP|FAC|||20240101120000||ADT^A01|1|P|2.5\rPID|1||123^^^HOSP^MR||DOE^JOHN||20230230\r"
+    with pytest.raises(DataTypeError) as caught:
+        engine.convert_message(parse(raw), raw)
+    assert caught.value.location is not None and (caught.value.location.segment, caught.value.location.field) == ("PID", 7)
