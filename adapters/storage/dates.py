@@ -7,7 +7,7 @@ Bounds are inclusive: high is the last microsecond of the interval.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 
 MIN_INSTANT = -(2**62)
 MAX_INSTANT = 2**62
@@ -28,43 +28,60 @@ def _micros(dt: datetime) -> int:
     return (dt - _EPOCH) // _US
 
 
+_EPOCH_DAY = date(1970, 1, 1).toordinal()
+_DAY_US = 86_400_000_000
+
+
+def _day_micros(year: int, month: int, day: int) -> int:
+    """Start of a calendar day in UTC microseconds; ValueError for a day that does not exist."""
+    return (date(year, month, day).toordinal() - _EPOCH_DAY) * _DAY_US
+
+
 def date_range(text: str) -> tuple[int, int]:
-    """(low, high) inclusive microsecond bounds of a FHIR date/dateTime/instant string."""
+    """(low, high) inclusive microsecond bounds of a FHIR date/dateTime/instant string.
+
+    Integer arithmetic on day ordinals rather than datetime objects: this runs for every date
+    index row and every date search value.
+    """
     m = _PATTERN.fullmatch(text.strip())
     if not m:
         raise InvalidDate(text)
+    year_text, month_text, day_text, hour_text = m.group("y", "m", "d", "H")
     try:
-        year = int(m["y"])
-        if m["m"] is None:
-            start = datetime(year, 1, 1, tzinfo=timezone.utc)
-            end = datetime(year + 1, 1, 1, tzinfo=timezone.utc) if year < 9999 else None
-            return _micros(start), (_micros(end) - 1 if end else MAX_INSTANT)
-        month = int(m["m"])
-        if m["d"] is None:
-            start = datetime(year, month, 1, tzinfo=timezone.utc)
-            nxt = datetime(year + (month == 12), month % 12 + 1, 1, tzinfo=timezone.utc)
-            return _micros(start), _micros(nxt) - 1
-        day = int(m["d"])
-        tz = timezone.utc
-        if m["tz"] and m["tz"] != "Z":
-            sign = -1 if m["tz"][0] == "-" else 1
-            digits = m["tz"][1:].replace(":", "")
-            tz = timezone(sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:])))
-        if m["H"] is None:
-            start = datetime(year, month, day, tzinfo=tz)
-            return _micros(start), _micros(start + timedelta(days=1)) - 1
-        hour, minute = int(m["H"]), int(m["M"] or 0)
-        second = int(m["S"] or 0)
-        fraction = m["f"] or ""
-        micro = int((fraction + "000000")[:6])
-        start = datetime(year, month, day, hour, minute, second, micro, tzinfo=tz)
-        if m["S"] is None:
-            width = timedelta(minutes=1) if m["M"] else timedelta(hours=1)
+        year = int(year_text)
+        if month_text is None:
+            start = _day_micros(year, 1, 1)
+            return start, (_day_micros(year + 1, 1, 1) - 1 if year < 9999 else MAX_INSTANT)
+        month = int(month_text)
+        if day_text is None:
+            start = _day_micros(year, month, 1)
+            if month == 12:
+                return start, (_day_micros(year + 1, 1, 1) - 1 if year < 9999 else MAX_INSTANT)
+            return start, _day_micros(year, month + 1, 1) - 1
+        start = _day_micros(year, month, int(day_text))
+        offset = 0
+        tz = m["tz"]
+        if tz and tz != "Z":
+            digits = tz[1:].replace(":", "")
+            hours, minutes = int(digits[:2]), int(digits[2:])
+            if hours > 23 or minutes > 59:
+                raise ValueError(tz)
+            offset = (-1 if tz[0] == "-" else 1) * (hours * 3600 + minutes * 60) * 1_000_000
+        if hour_text is None:
+            return start - offset, start - offset + _DAY_US - 1
+        minute_text, second_text, fraction = m.group("M", "S", "f")
+        hour, minute, second = int(hour_text), int(minute_text or 0), int(second_text or 0)
+        if hour > 23 or minute > 59 or second > 59:
+            raise ValueError(text)
+        fraction = fraction or ""
+        start += ((hour * 60 + minute) * 60 + second) * 1_000_000 + int((fraction + "000000")[:6]) - offset
+        if second_text is None:
+            width = 60_000_000 if minute_text else 3_600_000_000
         elif fraction:
-            width = timedelta(microseconds=10 ** max(0, 6 - len(fraction)))
+            width = 10 ** max(0, 6 - len(fraction))
         else:
-            width = timedelta(seconds=1)
-        return _micros(start), _micros(start + width) - 1
+            width = 1_000_000
+        return start, start + width - 1
     except (ValueError, OverflowError) as exc:
         raise InvalidDate(text) from exc
 

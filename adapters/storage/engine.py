@@ -17,6 +17,8 @@ from datetime import datetime
 from typing import Any, Protocol
 from urllib.parse import parse_qsl
 
+import orjson
+
 from adapters.storage.base import (
     BundleEntryRequest,
     Gone,
@@ -311,7 +313,8 @@ class VersionedStore(Repository):
         # 2. conditional references `Patient?identifier=...` must name exactly one resource
         found: set[str] = set()
         for entry in entries:
-            if entry.resource is not None:
+            # a serialised scan finds the rare resource with a '?' anywhere far faster than a walk
+            if entry.resource is not None and b"?" in orjson.dumps(entry.resource):
                 _conditional_references(entry.resource, found)
         for ref in sorted(found):
             ids = uow.match_ids(_query_of(ref))

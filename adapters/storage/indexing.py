@@ -12,13 +12,13 @@ Rows are plain tuples, first column the parameter key (`Observation.code`):
 from __future__ import annotations
 
 import unicodedata
-from functools import lru_cache
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from functools import lru_cache
+from typing import Any, Callable
 
 from adapters.storage.dates import MAX_INSTANT, MIN_INSTANT, InvalidDate, date_range
-from adapters.storage.fhirpath import CHOICE_TYPES, AsType, Child, Node, evaluate, reference_type
+from adapters.storage.fhirpath import CHOICE_TYPES, AsType, Child, FieldEquals, ResolvesTo, Step, evaluate, reference_type
 from adapters.storage.search_parameters import SearchParameter, parameters
 
 INF = float("inf")
@@ -36,42 +36,40 @@ class IndexRows:
     uri: list[tuple] = field(default_factory=list)
 
     def tables(self) -> dict[str, list[tuple]]:
-        return {t: getattr(self, t) for t in TABLES}
+        return {
+            "token": self.token, "string": self.string, "date": self.date, "reference": self.reference,
+            "quantity": self.quantity, "number": self.number, "uri": self.uri,
+        }
 
 
+@lru_cache(maxsize=65536)  # displays and names repeat across resources
 def normalise(text: str) -> str:
     """Case- and accent-insensitive form for string search (R4 search.html#string)."""
     decomposed = unicodedata.normalize("NFKD", text)
     return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
 
 
-def _node_type(node: Node, branch_types: tuple[str, ...]) -> str | None:
-    if node.fhir_type:
-        return node.fhir_type
-    return branch_types[0] if len(branch_types) == 1 else None
-
-
-def _token_rows(key: str, value: Any, fhir_type: str | None, out: list[tuple]) -> None:
+def _token_rows(value: Any, fhir_type: str | None, out: list[tuple]) -> None:
     if isinstance(value, bool):
-        out.append((key, None, "true" if value else "false", None))
+        out.append((None, "true" if value else "false", None))
     elif isinstance(value, (str, int)):
-        out.append((key, None, str(value), None))
+        out.append((None, str(value), None))
     elif isinstance(value, dict):
         kind = (fhir_type or "").lower()
         if "coding" in value or kind == "codeableconcept":
             for coding in value.get("coding", ()):
                 display = coding.get("display")
-                out.append((key, coding.get("system"), coding.get("code"), normalise(display) if display else None))
+                out.append((coding.get("system"), coding.get("code"), normalise(display) if display else None))
             if value.get("text"):
-                out.append((key, None, None, normalise(value["text"])))
+                out.append((None, None, normalise(value["text"])))
         elif kind == "contactpoint":
-            out.append((key, value.get("system"), value.get("value"), None))
+            out.append((value.get("system"), value.get("value"), None))
         elif kind == "identifier" or ("value" in value and "code" not in value):
             type_text = (value.get("type") or {}).get("text")
-            out.append((key, value.get("system"), value.get("value"), normalise(type_text) if type_text else None))
+            out.append((value.get("system"), value.get("value"), normalise(type_text) if type_text else None))
         elif "code" in value or "system" in value:
             display = value.get("display") or value.get("unit")
-            out.append((key, value.get("system"), value.get("code"), normalise(display) if display else None))
+            out.append((value.get("system"), value.get("code"), normalise(display) if display else None))
 
 
 _STRING_PARTS = {
@@ -80,9 +78,9 @@ _STRING_PARTS = {
 }
 
 
-def _string_rows(key: str, value: Any, fhir_type: str | None, out: list[tuple]) -> None:
+def _string_rows(value: Any, fhir_type: str | None, out: list[tuple]) -> None:
     if isinstance(value, str):
-        out.append((key, normalise(value), value))
+        out.append((normalise(value), value))
         return
     if not isinstance(value, dict):
         return
@@ -93,7 +91,7 @@ def _string_rows(key: str, value: Any, fhir_type: str | None, out: list[tuple]) 
         found = value.get(part)
         for text in found if isinstance(found, list) else (found,):
             if isinstance(text, str) and text:
-                out.append((key, normalise(text), text))
+                out.append((normalise(text), text))
 
 
 def _bounds(text: Any) -> tuple[int, int] | None:
@@ -105,15 +103,15 @@ def _bounds(text: Any) -> tuple[int, int] | None:
         return None
 
 
-def _date_rows(key: str, value: Any, out: list[tuple]) -> None:
+def _date_rows(value: Any, out: list[tuple]) -> None:
     if isinstance(value, str):
         bounds = _bounds(value)
         if bounds:
-            out.append((key, *bounds))
+            out.append(bounds)
     elif isinstance(value, dict):
         if "start" in value or "end" in value:  # Period: an open end is unbounded (R4 datatypes.html#Period)
             start, end = _bounds(value.get("start")), _bounds(value.get("end"))
-            out.append((key, start[0] if start else MIN_INSTANT, end[1] if end else MAX_INSTANT))
+            out.append((start[0] if start else MIN_INSTANT, end[1] if end else MAX_INSTANT))
         elif "event" in value or "repeat" in value:  # Timing: only the outer limits count (search.html#date)
             ranges = [b for b in map(_bounds, value.get("event", ())) if b]
             bounds_period = (value.get("repeat") or {}).get("boundsPeriod")
@@ -121,12 +119,12 @@ def _date_rows(key: str, value: Any, out: list[tuple]) -> None:
                 start, end = _bounds(bounds_period.get("start")), _bounds(bounds_period.get("end"))
                 ranges.append((start[0] if start else MIN_INSTANT, end[1] if end else MAX_INSTANT))
             if ranges:
-                out.append((key, min(r[0] for r in ranges), max(r[1] for r in ranges)))
+                out.append((min(r[0] for r in ranges), max(r[1] for r in ranges)))
 
 
-def _reference_rows(key: str, value: Any, resource: dict, out: list[tuple]) -> None:
+def _reference_rows(value: Any, resource: dict, out: list[tuple]) -> None:
     if isinstance(value, str):  # canonical / uri used as a reference target
-        out.append((key, reference_type(value), value.rstrip("/").split("/")[-1].split("|")[0], value))
+        out.append((reference_type(value), value.rstrip("/").split("/")[-1].split("|")[0], value))
         return
     if not isinstance(value, dict):
         return
@@ -134,10 +132,10 @@ def _reference_rows(key: str, value: Any, resource: dict, out: list[tuple]) -> N
     if not isinstance(reference, str):
         return
     if reference.startswith("#"):
-        out.append((key, reference_type(reference, resource), reference, None))
+        out.append((reference_type(reference, resource), reference, None))
         return
     if reference.startswith("urn:"):
-        out.append((key, None, None, reference))
+        out.append((None, None, reference))
         return
     parts = reference.split("/")
     if "_history" in parts:
@@ -145,10 +143,12 @@ def _reference_rows(key: str, value: Any, resource: dict, out: list[tuple]) -> N
     absolute = "://" in reference
     target_type = parts[-2] if len(parts) >= 2 else value.get("type")
     url = "/".join(parts) if absolute else None
-    out.append((key, target_type, parts[-1], url))
+    out.append((target_type, parts[-1], url))
 
 
 def _decimal(value: Any) -> float | None:
+    if type(value) is float or type(value) is int:  # JSON numbers: float() rounds like Decimal would
+        return float(value)
     if isinstance(value, bool) or value is None:
         return None
     try:
@@ -157,14 +157,14 @@ def _decimal(value: Any) -> float | None:
         return None
 
 
-def _quantity_rows(key: str, value: Any, out: list[tuple]) -> None:
+def _quantity_rows(value: Any, out: list[tuple]) -> None:
     if not isinstance(value, dict):
         return
     if "low" in value or "high" in value:  # Range
         low, high = value.get("low") or {}, value.get("high") or {}
         unit_of = low or high
         lo, hi = _decimal(low.get("value")), _decimal(high.get("value"))
-        out.append((key, -INF if lo is None else lo, INF if hi is None else hi,
+        out.append((-INF if lo is None else lo, INF if hi is None else hi,
                     unit_of.get("system"), unit_of.get("code"), unit_of.get("unit")))
         return
     number = _decimal(value.get("value"))
@@ -173,28 +173,171 @@ def _quantity_rows(key: str, value: Any, out: list[tuple]) -> None:
     comparator = value.get("comparator")
     low = -INF if comparator in ("<", "<=") else number
     high = INF if comparator in (">", ">=") else number
-    out.append((key, low, high, value.get("system"), value.get("code"), value.get("unit")))
+    out.append((low, high, value.get("system"), value.get("code"), value.get("unit")))
 
 
-Branch = tuple[SearchParameter, tuple, tuple[str, ...]]
+# -- compiled extraction ----------------------------------------------------------------------
+#
+# Each parameter's FHIRPath branches are compiled once per resource type into closures over
+# (value, fhir_type) pairs. Branches are grouped by the top-level JSON key they start from, so an
+# absent element costs nothing, and identical branches of several parameters (`Observation.code`
+# in code and combo-code, `(value as Quantity)` in value-quantity and combo-value-quantity) are
+# walked and turned into rows once, then written under each parameter's key.
+
+Pair = tuple[Any, "str | None"]  # a value and its FHIR type, when a choice suffix or `as` named it
+Walk = Callable[[list[Pair], dict], list[Pair]]
+RowMaker = Callable[[Any, "str | None", dict, list], None]
+
+
+def _walk_child(name: str) -> Walk:
+    cut = len(name)
+
+    def walk(nodes: list[Pair], resource: dict) -> list[Pair]:
+        out: list[Pair] = []
+        for value, _ in nodes:
+            if type(value) is not dict:
+                continue
+            if name in value:
+                found = value[name]
+                if type(found) is list:
+                    out += [(item, None) for item in found]
+                else:
+                    out.append((found, None))
+                continue
+            for key, found in value.items():  # choice element: value[x] (json.html#choice)
+                if key.startswith(name) and key[cut:] in CHOICE_TYPES:
+                    suffix = key[cut:]
+                    if type(found) is list:
+                        out += [(item, suffix) for item in found]
+                    else:
+                        out.append((found, suffix))
+        return out
+
+    return walk
+
+
+def _walk_as(type_name: str) -> Walk:
+    wanted, tagged = type_name.lower(), type_name[0].upper() + type_name[1:]
+
+    def walk(nodes: list[Pair], resource: dict) -> list[Pair]:
+        return [(value, tagged) for value, fhir_type in nodes if fhir_type is not None and fhir_type.lower() == wanted]
+
+    return walk
+
+
+def _walk_resolves(resource_type: str) -> Walk:
+    def walk(nodes: list[Pair], resource: dict) -> list[Pair]:
+        return [
+            (value, fhir_type) for value, fhir_type in nodes
+            if type(value) is dict and isinstance(value.get("reference"), str)
+            and reference_type(value["reference"], resource) == resource_type
+        ]
+
+    return walk
+
+
+def _walk_field(name: str, literal: str) -> Walk:
+    def walk(nodes: list[Pair], resource: dict) -> list[Pair]:
+        return [(value, t) for value, t in nodes if type(value) is dict and value.get(name) == literal]
+
+    return walk
+
+
+def _compile_steps(steps: tuple[Step, ...]) -> tuple[Walk, ...]:
+    walks: list[Walk] = []
+    for step in steps:
+        if isinstance(step, Child):
+            walks.append(_walk_child(step.name))
+        elif isinstance(step, AsType):
+            walks.append(_walk_as(step.type_name))
+        elif isinstance(step, ResolvesTo):
+            walks.append(_walk_resolves(step.resource_type))
+        else:
+            assert isinstance(step, FieldEquals)
+            walks.append(_walk_field(step.field, step.value))
+    return tuple(walks)
+
+
+def _row_maker(kind: str, branch_types: tuple[str, ...]) -> RowMaker:
+    """Keyless rows of one parameter type from one selected value (columns as in the module docstring)."""
+    default_type = branch_types[0] if len(branch_types) == 1 else None
+    if kind == "token":
+        return lambda value, fhir_type, resource, out: _token_rows(value, fhir_type or default_type, out)
+    if kind == "string":
+        return lambda value, fhir_type, resource, out: _string_rows(value, fhir_type or default_type, out)
+    if kind == "date":
+        return lambda value, fhir_type, resource, out: _date_rows(value, out)
+    if kind == "reference":
+        return lambda value, fhir_type, resource, out: _reference_rows(value, resource, out)
+    if kind == "quantity":
+        return lambda value, fhir_type, resource, out: _quantity_rows(value, out)
+    if kind == "number":
+        return lambda value, fhir_type, resource, out: _number_rows(value, out)
+    if kind == "uri":
+        return lambda value, fhir_type, resource, out: out.append((value,)) if isinstance(value, str) else None
+    raise ValueError(f"unknown search parameter type {kind}")
+
+
+@dataclass(frozen=True)
+class _Extractor:
+    """One distinct branch (after its top-level element): how to walk it, make rows, and under which keys."""
+
+    walks: tuple[Walk, ...]
+    make: RowMaker
+    table: str
+    keys: tuple[str, ...]
+
+
+def _group_name(steps: tuple[Step, ...]) -> str | None:
+    first = steps[0]
+    if not isinstance(first, Child):
+        return None
+    if len(steps) > 1 and isinstance(steps[1], AsType):  # `(value as Quantity)` reads only valueQuantity
+        return first.name + steps[1].type_name[0].upper() + steps[1].type_name[1:]
+    return first.name
 
 
 @lru_cache(maxsize=None)
-def _branches_by_element(resource_type: str) -> dict[str, tuple[Branch, ...]]:
-    """Expression branches grouped by the top-level element they start from, so absent elements cost nothing."""
-    grouped: dict[str, list[Branch]] = {}
+def stored_keys(resource_type: str, name: str) -> tuple[str, ...]:
+    """Index keys whose rows answer parameter `name`: its own key, or for a union of other
+    parameters (Observation combo-code = code | component-code) their keys, so those rows are
+    written once. Reference parameters always keep their own rows (_include reads them by key).
+    """
+    params = parameters(resource_type)
+    param = params[name]
+    mine = set(zip(param.branches, param.element_types))
+    if len(mine) < 2 or param.type == "reference":
+        return (param.key,)
+    parts = []
+    for other in params.values():
+        theirs = set(zip(other.branches, other.element_types))
+        if other is not param and other.type == param.type and theirs <= mine and len(theirs) < len(mine):
+            parts.append(other)
+    if set().union(*(set(zip(o.branches, o.element_types)) for o in parts)) != mine:
+        return (param.key,)
+    return tuple(sorted(o.key for o in parts))
+
+
+@lru_cache(maxsize=None)
+def _extractors(resource_type: str) -> dict[str, tuple[_Extractor, ...]]:
+    """Per top-level JSON key (or choice element name), the distinct extractors starting there."""
+    keys_of: dict[tuple, list[str]] = {}
     for param in parameters(resource_type).values():
-        if param.name == "_id":
-            continue  # served from the resource's own id column
+        if param.name == "_id" or stored_keys(resource_type, param.name) != (param.key,):
+            continue  # _id: the resource's own id column; unions: their parts' rows
         for steps, branch_types in zip(param.branches, param.element_types):
-            first = steps[0]
-            if not isinstance(first, Child):
+            name = _group_name(steps)
+            if name is None:
                 continue
-            name = first.name
-            if len(steps) > 1 and isinstance(steps[1], AsType):  # `(value as Quantity)` reads only valueQuantity
-                name += steps[1].type_name[0].upper() + steps[1].type_name[1:]
-            grouped.setdefault(name, []).append((param, steps, branch_types))
-    return {name: tuple(branches) for name, branches in grouped.items()}
+            keys = keys_of.setdefault((name, steps[1:], param.type, branch_types), [])
+            if param.key not in keys:
+                keys.append(param.key)
+    grouped: dict[str, list[_Extractor]] = {}
+    for (name, rest, kind, branch_types), keys in keys_of.items():
+        grouped.setdefault(name, []).append(
+            _Extractor(_compile_steps(rest), _row_maker(kind, branch_types), kind, tuple(keys))
+        )
+    return {name: tuple(extractors) for name, extractors in grouped.items()}
 
 
 @lru_cache(maxsize=4096)
@@ -206,46 +349,66 @@ def _element_name(json_key: str) -> str:
     return json_key
 
 
+_NOTHING: tuple[tuple[_Extractor, ...], None] = ((), None)
+
+
+@lru_cache(maxsize=None)
+def _by_json_key(resource_type: str) -> dict[str, tuple[tuple[_Extractor, ...], str | None]]:
+    """Per resource type, filled as keys are met: JSON key -> (extractors, choice type suffix)."""
+    return {}
+
+
+def _for_key(resource_type: str, json_key: str) -> tuple[tuple[_Extractor, ...], str | None]:
+    grouped = _extractors(resource_type)
+    element = _element_name(json_key)
+    extractors = grouped.get(json_key, ())
+    if element != json_key:
+        extractors += grouped.get(element, ())
+    return (extractors, json_key[len(element):] or None) if extractors else _NOTHING
+
+
 def index_resource(resource: dict) -> IndexRows:
     """Every index row of one resource, for every parameter of its type."""
     rows = IndexRows()
-    grouped = _branches_by_element(resource["resourceType"])
-    for json_key in resource:
-        branches = grouped.get(json_key, ())
-        element = _element_name(json_key)
-        if element != json_key:
-            branches += grouped.get(element, ())
-        for param, steps, branch_types in branches:
-            _index_nodes(param, evaluate((steps,), resource), branch_types, resource, rows)
+    tables = rows.tables()
+    resource_type = resource["resourceType"]
+    known = _by_json_key(resource_type)
+    for json_key, found in resource.items():
+        entry = known.get(json_key)
+        if entry is None:
+            entry = _for_key(resource_type, json_key)
+            if len(known) < 1024:  # element names are finite; do not let unknown keys grow it
+                known[json_key] = entry
+        extractors, suffix = entry
+        if not extractors:
+            continue
+        start: list[Pair] = [(item, suffix) for item in found] if type(found) is list else [(found, suffix)]
+        for extractor in extractors:
+            nodes = start
+            for walk in extractor.walks:
+                if not nodes:
+                    break
+                nodes = walk(nodes, resource)
+            if not nodes:
+                continue
+            made: list[tuple] = []
+            make = extractor.make
+            for value, fhir_type in nodes:
+                make(value, fhir_type, resource, made)
+            if not made:
+                continue
+            out = tables[extractor.table]
+            for key in extractor.keys:
+                out += [(key, *row) for row in made]
     return rows
 
 
 def index_parameter(param: SearchParameter, resource: dict, rows: IndexRows) -> None:
-    """Index rows of one parameter (all its branches)."""
+    """Index rows of one parameter (all its branches), through the same row makers as index_resource."""
+    out = rows.tables()[param.type]
     for steps, branch_types in zip(param.branches, param.element_types):
-        _index_nodes(param, evaluate((steps,), resource), branch_types, resource, rows)
-
-
-def _index_nodes(
-    param: SearchParameter, nodes: list[Node], branch_types: tuple[str, ...], resource: dict, rows: IndexRows
-) -> None:
-    key, kind = param.key, param.type
-    if nodes:
-        for node in nodes:
-            value = node.value
-            if kind == "token":
-                _token_rows(key, value, _node_type(node, branch_types), rows.token)
-            elif kind == "string":
-                _string_rows(key, value, _node_type(node, branch_types), rows.string)
-            elif kind == "date":
-                _date_rows(key, value, rows.date)
-            elif kind == "reference":
-                _reference_rows(key, value, resource, rows.reference)
-            elif kind == "quantity":
-                _quantity_rows(key, value, rows.quantity)
-            elif kind == "number":
-                number = _decimal(value)
-                if number is not None:
-                    rows.number.append((key, number, number))
-            elif kind == "uri" and isinstance(value, str):
-                rows.uri.append((key, value))
+        made: list[tuple] = []
+        make = _row_maker(param.type, branch_types)
+        for node in evaluate((steps,), resource):
+            make(node.value, node.fhir_type, resource, made)
+        out += [(param.key, *row) for row in made]

@@ -89,7 +89,7 @@ class _Unit:
         if isinstance(cond, IndexMatch):
             table_rows = [r for r in getattr(rows, cond.table)] if rows else []
             hit = any(
-                r[0] == cond.key and all(_cmp(r, cond.table, c) for c in clause)
+                r[0] in cond.keys and all(_cmp(r, cond.table, c) for c in clause)
                 for r in table_rows
                 for clause in cond.alternatives
             )
@@ -119,7 +119,7 @@ class _Unit:
             version = self.store.versions[key][-1]
             return key[1] if spec.column == "id" else version.last_updated
         rows = getattr(self.store.index[key], spec.table)
-        values = [r[_POSITIONS[spec.table][spec.column]] for r in rows if r[0] == spec.key]
+        values = [r[_POSITIONS[spec.table][spec.column]] for r in rows if r[0] in spec.keys]
         values = [v for v in values if v is not None]
         if not values:
             return None

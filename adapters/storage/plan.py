@@ -14,7 +14,7 @@ from typing import Any
 
 from adapters.storage.base import InvalidSearch
 from adapters.storage.dates import date_range, now_micros
-from adapters.storage.indexing import normalise
+from adapters.storage.indexing import normalise, stored_keys
 from adapters.storage.query import SearchFilter, SearchQuery, SearchValue
 from adapters.storage.search_parameters import SearchParameter, parameter
 
@@ -60,7 +60,7 @@ class IdMatch:
 @dataclass(frozen=True)
 class IndexMatch:
     table: str
-    key: str
+    keys: tuple[str, ...]  # index keys holding the parameter's rows (indexing.stored_keys)
     alternatives: tuple[Clause, ...]  # OR; an empty clause matches any row of the parameter
     negate: bool = False
 
@@ -76,10 +76,10 @@ Condition = IdMatch | IndexMatch | ChainMatch
 
 @dataclass(frozen=True)
 class SortSpec:
-    """ORDER BY one parameter: `column` of `table` rows with `key`, or a resource column (id, last_updated)."""
+    """ORDER BY one parameter: `column` of `table` rows with one of `keys`, or a resource column (id, last_updated)."""
 
     table: str | None
-    key: str | None
+    keys: tuple[str, ...]
     column: str
     descending: bool
 
@@ -206,9 +206,9 @@ def compile_filter(resource_type: str, flt: SearchFilter) -> Condition:
     param = parameter(resource_type, flt.name)
     if param is None:
         raise InvalidSearch(f"unknown search parameter '{flt.name}' for {resource_type}")
-    table, key = param.type, param.key
+    table, keys = param.type, stored_keys(resource_type, param.name)
     if flt.modifier == "missing":
-        return IndexMatch(table, key, ((),), negate=flt.values[0].raw == "true")
+        return IndexMatch(table, keys, ((),), negate=flt.values[0].raw == "true")
     alternatives: list[Clause] = []
     for value in flt.values:
         if table == "token":
@@ -231,7 +231,7 @@ def compile_filter(resource_type: str, flt: SearchFilter) -> Condition:
         elif table == "uri":
             op = {"below": "startswith", "above": "prefix_of"}.get(flt.modifier or "", "=")
             alternatives.append((Cmp("value", op, value.raw),))
-    return IndexMatch(table, key, tuple(alternatives), negate=flt.modifier == "not")
+    return IndexMatch(table, keys, tuple(alternatives), negate=flt.modifier == "not")
 
 
 def _compile_chain(resource_type: str, flt: SearchFilter) -> ChainMatch:
@@ -263,14 +263,15 @@ def sort_specs(query: SearchQuery) -> tuple[SortSpec, ...]:
     specs = []
     for key in query.sort:
         if key.name == "_id":
-            specs.append(SortSpec(None, None, "id", key.descending))
+            specs.append(SortSpec(None, (), "id", key.descending))
             continue
         if key.name == "_lastUpdated":
-            specs.append(SortSpec(None, None, "last_updated", key.descending))
+            specs.append(SortSpec(None, (), "last_updated", key.descending))
             continue
         param = parameter(query.resource_type, key.name)
         if param is None:
             raise InvalidSearch(f"parameter '_sort': unknown search parameter '{key.name}'")
         asc_col, desc_col = SORT_COLUMN[param.type]
-        specs.append(SortSpec(param.type, param.key, desc_col if key.descending else asc_col, key.descending))
+        keys = stored_keys(query.resource_type, param.name)
+        specs.append(SortSpec(param.type, keys, desc_col if key.descending else asc_col, key.descending))
     return tuple(specs)

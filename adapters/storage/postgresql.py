@@ -92,6 +92,8 @@ class PostgreSQLRepository(SqlStore):
                 unit.flush()
         finally:
             self._local.unit = None
+        if unit.written:
+            self.note_writes(conn, unit.written)  # autocommit: ANALYZE outside the committed transaction
 
     def _vread(self, resource_type: str, resource_id: str, version_id: int) -> Version | None:
         with self._unit(False) as unit:

@@ -29,6 +29,7 @@ from adapters.storage.plan import (
 from adapters.storage.query import IncludeSpec, SearchQuery
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+STATS_AFTER = 10_000  # writes of one process before its first statistics refresh
 _MAX_CHAR = "\U0010ffff"
 # Filters most likely to be selective drive the query (`rid IN (...)`); the rest are EXISTS probes.
 _DRIVER_RANK = {"reference": 0, "token": 1, "string": 2, "uri": 3, "quantity": 4, "number": 5, "date": 6}
@@ -49,12 +50,31 @@ def split_statements(script: str) -> list[str]:
     return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
 
 
-class _Sql:
-    """Builds WHERE fragments for plan conditions; `contains` differs per dialect."""
+def _param_in(alias: str, keys: tuple[str, ...]) -> str:
+    return f"{alias}.param = ?" if len(keys) == 1 else f"{alias}.param IN ({', '.join('?' * len(keys))})"
 
-    def __init__(self, contains: str) -> None:
+
+class _Sql:
+    """Builds WHERE fragments for plan conditions; `contains` and planner guidance differ per dialect.
+
+    With `hints` (SQLite), the query shape does not depend on planner statistics: the driving
+    filter reads its parameter's value index (`INDEXED BY idx_<table>_value`), every other filter
+    is a probe on the (rid, param) index, and `+r.resource_type` keeps the planner from scanning
+    all resources of the type when a driving filter exists. Without ANALYZE, SQLite otherwise
+    prefers the index with more equality columns, which is the wrong one for both.
+    """
+
+    def __init__(self, contains: str, hints: bool = False) -> None:
         self.contains = contains  # e.g. "instr({col}, ?) > 0"
+        self.hints = hints
         self.aliases = itertools.count()
+
+    def _index(self, table: str, purpose: str) -> str:
+        return f" INDEXED BY idx_{table}_{purpose}" if self.hints else ""
+
+    def unindexed(self, column: str) -> str:
+        """`column` as a term the planner will not pick an index for (SQLite's unary plus)."""
+        return f"+{column}" if self.hints else column
 
     def cmp(self, alias: str, cmp: Cmp, params: list[Any]) -> str:
         col = f"{alias}.{cmp.column}"
@@ -86,11 +106,17 @@ class _Sql:
             return f"{outer}.id {'NOT IN' if cond.negate else 'IN'} ({', '.join('?' * len(cond.ids))})"
         x = f"x{next(self.aliases)}"
         if isinstance(cond, IndexMatch):
-            params.append(cond.key)
+            params += cond.keys
             if driver:
                 where = self.alternatives(x, cond, params)
-                return f"{outer}.rid IN (SELECT {x}.rid FROM idx_{cond.table} {x} WHERE {x}.param = ? AND {where})"
-            inner = f"SELECT 1 FROM idx_{cond.table} {x} WHERE {x}.rid = {outer}.rid AND {x}.param = ? AND "
+                return (
+                    f"{outer}.rid IN (SELECT {x}.rid FROM idx_{cond.table} {x}{self._index(cond.table, 'value')} "
+                    f"WHERE {_param_in(x, cond.keys)} AND {where})"
+                )
+            inner = (
+                f"SELECT 1 FROM idx_{cond.table} {x}{self._index(cond.table, 'rid')} "
+                f"WHERE {x}.rid = {outer}.rid AND {_param_in(x, cond.keys)} AND "
+            )
             inner += self.alternatives(x, cond, params)
             return f"{'NOT ' if cond.negate else ''}EXISTS ({inner})"
         assert isinstance(cond, ChainMatch)
@@ -99,22 +125,30 @@ class _Sql:
         for target_type, conditions in cond.targets:
             t = f"t{next(self.aliases)}"
             params += [target_type, target_type]
-            where = " AND ".join(self.condition(t, c, params) for c in conditions) or "1=1"
-            ors.append(
-                f"({x}.target_type = ? AND {x}.target_id IN (SELECT {t}.id FROM resources {t} "
-                f"WHERE {t}.resource_type = ? AND {t}.deleted = 0 AND {where}))"
-            )
-        return f"EXISTS (SELECT 1 FROM idx_reference {x} WHERE {x}.rid = {outer}.rid AND {x}.param = ? AND ({' OR '.join(ors)}))"
+            where = self.conjunction(t, conditions, params)
+            ors.append(f"({x}.target_type = ? AND {x}.target_id IN (SELECT {t}.id FROM resources {t} WHERE {where}))")
+        return (
+            f"EXISTS (SELECT 1 FROM idx_reference {x}{self._index('reference', 'rid')} "
+            f"WHERE {x}.rid = {outer}.rid AND {x}.param = ? AND ({' OR '.join(ors)}))"
+        )
+
+    def conjunction(self, outer: str, conditions: tuple[Condition, ...] | list[Condition], params: list[Any]) -> str:
+        """`outer`'s type (first parameter, already in `params`), not deleted, and every condition.
+
+        The most selective positive index filter drives (`rid IN (...)`); the rest are probes.
+        """
+        candidates = [c for c in conditions if isinstance(c, IndexMatch) and not c.negate]
+        # `:missing=false` (an empty clause) matches every row of its parameter: a poor driver
+        driver = min(candidates, key=lambda c: (() in c.alternatives, _DRIVER_RANK[c.table]), default=None)
+        type_column = self.unindexed(f"{outer}.resource_type") if driver is not None else f"{outer}.resource_type"
+        parts = [f"{type_column} = ?", f"{outer}.deleted = 0"]
+        for cond in conditions:
+            parts.append(self.condition(outer, cond, params, driver=cond is driver))
+        return " AND ".join(parts)
 
     def where(self, query: SearchQuery, params: list[Any]) -> str:
-        conditions = list(compile_query(query))
-        params += [query.resource_type]
-        parts = ["r.resource_type = ?", "r.deleted = 0"]
-        candidates = [c for c in conditions if isinstance(c, IndexMatch) and not c.negate]
-        driver = min(candidates, key=lambda c: _DRIVER_RANK[c.table], default=None)
-        for cond in conditions:
-            parts.append(self.condition("r", cond, params, driver=cond is driver))
-        return " AND ".join(parts)
+        params.append(query.resource_type)
+        return self.conjunction("r", compile_query(query), params)
 
     def order(self, specs: tuple[SortSpec, ...], params: list[Any]) -> str:
         terms = []
@@ -125,9 +159,10 @@ class _Sql:
                 continue
             agg = "MAX" if spec.descending else "MIN"
             x = f"s{next(self.aliases)}"
-            params.append(spec.key)
+            params += spec.keys
             terms.append(
-                f"(SELECT {agg}({x}.{spec.column}) FROM idx_{spec.table} {x} WHERE {x}.rid = r.rid AND {x}.param = ?)"
+                f"(SELECT {agg}({x}.{spec.column}) FROM idx_{spec.table} {x}{self._index(spec.table, 'rid')} "
+                f"WHERE {x}.rid = r.rid AND {_param_in(x, spec.keys)})"
                 f" {direction} NULLS LAST"
             )
         terms.append("r.rid ASC")
@@ -141,11 +176,12 @@ class SqlUnit:
         self.store = store
         self.conn = conn
         self.write = write
-        self.pending: dict[tuple[str, str], tuple[int, bool, Version, IndexRows | None]] = {}
+        self.pending: dict[tuple[str, str], tuple[int, bool, Version, IndexRows | None, int]] = {}
         self.versions: list[tuple] = []
         self.rids: dict[tuple[str, str], int] = {}
         self.known: dict[tuple[str, str], tuple[int, Version] | None] = {}  # prefetched current versions
         self.existed: set[int] = set()
+        self.written = 0  # versions stored in this unit
 
     # -- primitives the engine uses ----------------------------------------------------------
 
@@ -183,12 +219,12 @@ class SqlUnit:
         else:
             rid, new_in_unit = self.rids[key], False
             self.existed.add(rid)
-        self.pending[key] = (rid, new_in_unit, version, rows)
+        self.written += 1
+        micros = _micros(version)
+        self.pending[key] = (rid, new_in_unit, version, rows, micros)
         self.known[key] = (rid, version)
         blob = None if version.resource is None else self.store.dump_json(version.resource)
-        self.versions.append(
-            (rid, version.resource_type, version.id, version.version_id, _micros(version), version.method, blob)
-        )
+        self.versions.append((rid, version.resource_type, version.id, version.version_id, micros, version.method, blob))
 
     def flush(self) -> None:
         if not self.pending:
@@ -196,15 +232,16 @@ class SqlUnit:
         execute_many: Callable[[str, list], None] = self.store.execute_many(self.conn)
         inserts, updates = [], []
         index: dict[str, list[tuple]] = {t: [] for t in TABLES}
-        for (resource_type, resource_id), (rid, new_in_unit, version, rows) in self.pending.items():
-            row = (version.version_id, _micros(version), int(version.deleted))
+        for (resource_type, resource_id), (rid, new_in_unit, version, rows, micros) in self.pending.items():
+            deleted = int(version.deleted)
             if new_in_unit:
-                inserts.append((rid, resource_type, resource_id, *row))
+                inserts.append((rid, resource_type, resource_id, version.version_id, micros, deleted))
             else:
-                updates.append((*row, rid))
+                updates.append((version.version_id, micros, deleted, rid))
             if rows is not None:
                 for table, table_rows in rows.tables().items():
-                    index[table].extend((rid, *r) for r in table_rows)
+                    if table_rows:
+                        index[table] += [(rid, *r) for r in table_rows]
         if self.existed:
             stale = [(rid,) for rid in self.existed]
             for table in TABLES:
@@ -239,22 +276,12 @@ class SqlUnit:
 
     def search(self, query: SearchQuery) -> tuple[int | None, list[dict], list[dict]]:
         self.flush()
-        builder = self.store.builder()
-        where_params: list[Any] = []
-        where = builder.where(query, where_params)
         total = None
         if query.total != "none" or query.summary == "count":
-            total = self.store.fetch(self.conn, f"SELECT count(*) FROM resources r WHERE {where}", where_params)[0][0]
+            total = self.store.fetch(self.conn, *self.store.count_sql(query))[0][0]
         if query.summary == "count":
             return total, [], []
-        order_params: list[Any] = []
-        order = builder.order(sort_specs(query), order_params)
-        sql = (
-            "SELECT r.rid, r.resource_type, r.id, v.resource FROM resources r "
-            "JOIN versions v ON v.rid = r.rid AND v.version_id = r.version_id "
-            f"WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?"
-        )
-        rows = self.store.fetch(self.conn, sql, [*where_params, *order_params, query.count, query.offset])
+        rows = self.store.fetch(self.conn, *self.store.page_sql(query))
         matches = [self.store.load_json(row[3]) for row in rows]
         return total, matches, self._included(query, [(row[0], row[1], row[2]) for row in rows])
 
@@ -333,7 +360,8 @@ class SqlUnit:
                 params.append(f"{spec.source_type}.{spec.param}")
             params += [target_type, *ids]
             out += self._fetch_resources(
-                f"r.resource_type = ? AND r.rid IN (SELECT x.rid FROM idx_reference x WHERE {param_sql} "
+                f"{self.store.builder().unindexed('r.resource_type')} = ? AND r.rid IN "
+                f"(SELECT x.rid FROM idx_reference x WHERE {param_sql} "
                 f"AND x.target_type = ? AND x.target_id IN ({', '.join('?' * len(ids))}))",
                 params,
             )
@@ -349,9 +377,10 @@ class SqlStore(VersionedStore):
     """A VersionedStore over a DB-API connection; dialects fill in connection handling and SQL details."""
 
     contains_sql = "instr({col}, ?) > 0"
+    planner_hints = False  # SQLite: INDEXED BY / unary plus, see _Sql
 
     def builder(self) -> _Sql:
-        return _Sql(self.contains_sql)
+        return _Sql(self.contains_sql, self.planner_hints)
 
     @abstractmethod
     def fetch(self, conn: Any, sql: str, params: list[Any]) -> list[tuple]: ...
@@ -373,6 +402,36 @@ class SqlStore(VersionedStore):
 
     def lock_suffix(self) -> str:
         return ""
+
+    def note_writes(self, conn: Any, written: int) -> None:
+        """Refresh planner statistics once this process's writes pass a doubling threshold.
+
+        Runs after a write unit committed. Nobody has to remember ANALYZE after a bulk load; SQLite
+        search plans do not depend on it anyway (see _Sql), PostgreSQL's autovacuum would get there
+        later, and other queries profit at once. Doubling keeps the total cost logarithmic.
+        """
+        self._written = getattr(self, "_written", 0) + written
+        if self._written >= getattr(self, "_stats_at", STATS_AFTER):
+            self._stats_at = 2 * self._written
+            conn.execute("ANALYZE")
+
+    def count_sql(self, query: SearchQuery) -> tuple[str, list[Any]]:
+        """The statement counting a search's matches (for Bundle.total)."""
+        params: list[Any] = []
+        return f"SELECT count(*) FROM resources r WHERE {self.builder().where(query, params)}", params
+
+    def page_sql(self, query: SearchQuery) -> tuple[str, list[Any]]:
+        """The statement of one page of a search: rid, type, id and JSON of each match, in _sort order."""
+        builder = self.builder()
+        params: list[Any] = []
+        where = builder.where(query, params)
+        order = builder.order(sort_specs(query), params)
+        sql = (
+            "SELECT r.rid, r.resource_type, r.id, v.resource FROM resources r "
+            "JOIN versions v ON v.rid = r.rid AND v.version_id = r.version_id "
+            f"WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?"
+        )
+        return sql, [*params, query.count, query.offset]
 
     def fetch_current(self, conn: Any, resource_type: str, resource_id: str, lock: bool) -> tuple[int, Version] | None:
         rows = self.fetch(

@@ -20,6 +20,7 @@ from adapters.storage.base import Version
 from adapters.storage.sql import SqlStore, SqlUnit, migration_files, split_statements
 
 BUSY_TIMEOUT_MS = 30_000
+ANALYSIS_LIMIT = 1000  # rows sampled per index by ANALYZE (SqlStore.note_writes), bounding its cost
 
 
 def database_path(url: str) -> str:
@@ -33,6 +34,8 @@ def database_path(url: str) -> str:
 
 
 class SQLiteRepository(SqlStore):
+    planner_hints = True
+
     def __init__(self, url: str = "sqlite://") -> None:
         self.path = database_path(url)
         self.memory = self.path == ":memory:"
@@ -54,6 +57,7 @@ class SQLiteRepository(SqlStore):
             conn.execute("PRAGMA synchronous = NORMAL")  # durable at checkpoints; safe against corruption in WAL
         conn.execute("PRAGMA cache_size = -65536")
         conn.execute("PRAGMA temp_store = MEMORY")
+        conn.execute(f"PRAGMA analysis_limit = {ANALYSIS_LIMIT}")
         with self._connections_lock:
             self._connections.append(conn)
         return conn
@@ -71,6 +75,10 @@ class SQLiteRepository(SqlStore):
     def close(self) -> None:
         with self._connections_lock:
             for conn in self._connections:
+                try:
+                    conn.execute("PRAGMA optimize")  # SQLite's advice for every connection close
+                except sqlite3.Error:
+                    pass  # busy or read-only: statistics are an optimisation, closing is not
                 conn.close()
             self._connections.clear()
         self._shared = None
@@ -121,6 +129,12 @@ class SQLiteRepository(SqlStore):
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
+            else:
+                if unit.written:
+                    try:
+                        self.note_writes(conn, unit.written)  # still under the write lock
+                    except sqlite3.OperationalError:
+                        pass  # the data is committed; statistics wait for the next threshold
             finally:
                 if lock is not None:  # the rid counter belongs to the unit holding the write lock
                     self._next_rid = None
