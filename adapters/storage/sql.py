@@ -485,6 +485,16 @@ class SqlStore(VersionedStore):
             for t, i, v, lu, m, res in rows
         ]
 
+    def _vread(self, resource_type: str, resource_id: str, version_id: int) -> Version | None:
+        with self._unit(False) as unit:
+            return self._vread_in(unit.conn, resource_type, resource_id, version_id)
+
+    def _history(
+        self, resource_type: str | None, resource_id: str | None, since_micros: int | None, count: int, offset: int
+    ) -> tuple[int, list[Version]]:
+        with self._unit(False) as unit:
+            return self._history_in(unit.conn, resource_type, resource_id, since_micros, count, offset)
+
     def _vread_in(self, conn: Any, resource_type: str, resource_id: str, version_id: int) -> Version | None:
         rows = self.fetch(
             conn,
