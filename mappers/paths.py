@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 from itertools import islice
+from collections.abc import Iterable
 from typing import Any
 
 ONE, APPEND, LAST, KEYED = 0, 1, 2, 3
@@ -181,9 +182,9 @@ def prune(node: Any) -> Any:
     they built for this purpose."""
     cls = node.__class__
     if cls is dict:
-        return node if node and _clean_dict(node) else _prune_dict(node)
+        return node if node and _clean(node.values()) else _prune_dict(node)
     if cls is list:
-        return node if node and _clean_list(node) else _prune_list(node)
+        return node if node and _clean(node) else _prune_list(node)
     if isinstance(node, dict):
         return _prune_dict(node)
     if isinstance(node, list):
@@ -193,38 +194,22 @@ def prune(node: Any) -> Any:
     return node
 
 
-def _clean_dict(node: dict[str, Any]) -> bool:
-    """Nothing to prune under node (checked without copying; most built resources are clean)."""
-    for value in node.values():
+def _clean(values: Iterable[Any]) -> bool:
+    """Nothing to prune among values (a dict's values or a list's items), checked without copying;
+    most built resources are clean."""
+    for value in values:
         cls = value.__class__
         if cls is str:
             if not value:
                 return False
         elif cls is dict:
-            if not value or not _clean_dict(value):
+            if not value or not _clean(value.values()):
                 return False
         elif cls is list:
-            if not value or not _clean_list(value):
+            if not value or not _clean(value):
                 return False
         elif value is None or isinstance(value, (dict, list)):
-            return False  # None, or a dict/list subclass: let _prune_dict decide
-    return True
-
-
-def _clean_list(node: list[Any]) -> bool:
-    for value in node:
-        cls = value.__class__
-        if cls is str:
-            if not value:
-                return False
-        elif cls is dict:
-            if not value or not _clean_dict(value):
-                return False
-        elif cls is list:
-            if not value or not _clean_list(value):
-                return False
-        elif value is None or isinstance(value, (dict, list)):
-            return False
+            return False  # None, or a dict/list subclass: let _prune_dict/_prune_list decide
     return True
 
 
