@@ -1,28 +1,8 @@
 """Structural validation of inbound resources with the fhir.resources R4B models, at the API edge (FHIR R4 http.html#create: 422)."""
 from __future__ import annotations
 
-from functools import cache
-from typing import Any
-
+from conformance.r4b_models import location_expression, model_class
 from gateway.fhir.outcome import InvalidResource
-
-
-@cache
-def _model_class(resource_type: str) -> Any:
-    # Imported lazily: loading the models costs ~0.1 s and most requests are reads.
-    from fhir.resources.R4B import get_fhir_model_class
-
-    return get_fhir_model_class(resource_type)
-
-
-def _expression(path: str, location: tuple) -> str:
-    """A FHIRPath-like path from a pydantic error location: ('name', 0, 'given') -> Patient.name[0].given."""
-    for part in location:
-        if isinstance(part, int):
-            path += f"[{part}]"
-        elif part not in ("resource_type", "__root__") and not str(part).startswith("function-"):
-            path += f".{part}"
-    return path
 
 
 def validate_resource(resource: dict, resource_type: str, *, path: str | None = None) -> None:
@@ -32,12 +12,12 @@ def validate_resource(resource: dict, resource_type: str, *, path: str | None = 
     """
     from pydantic import ValidationError
 
-    model = _model_class(resource_type)
+    model = model_class(resource_type)
     try:
         model.model_validate(resource)
     except ValidationError as error:
         problems = error.errors(include_url=False, include_input=False)
-        expressions = [_expression(path or resource_type, problem["loc"]) for problem in problems]
+        expressions = [location_expression(path or resource_type, problem["loc"]) for problem in problems]
         messages = "; ".join(f"{path}: {problem['msg']}" for path, problem in zip(expressions, problems))
         raise InvalidResource(f"Invalid {resource_type}: {messages}", expression=expressions) from None
     except (ValueError, TypeError) as error:
