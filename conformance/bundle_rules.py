@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 from typing import Any, Iterator
 
-from conformance.definitions import invariant
+from conformance.invariants import invariant_issue
 from conformance.outcome import Issue
 from conformance.structure import ResourceFrame, Walk
 
@@ -24,8 +24,7 @@ def bundle_issues(walk: Walk) -> list[Issue]:
 
 def _violation(key: str, expression: str, detail: str) -> Issue:
     if key.startswith("bdl-"):
-        rule = invariant(key)
-        return Issue(rule["severity"], "invariant", expression, rule["human"] + (f" ({detail})" if detail else ""), key)
+        return invariant_issue(key, expression, detail)
     return Issue("error", "invalid", expression, detail, key)
 
 

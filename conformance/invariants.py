@@ -17,7 +17,8 @@ from conformance.structure import ResourceFrame, Walk
 Check = Callable[[dict[str, Any]], Iterator[tuple[str, str]]]
 
 
-def _violation(key: str, expression: str, detail: str = "") -> Issue:
+def invariant_issue(key: str, expression: str, detail: str = "") -> Issue:
+    """The issue for a violated R4 constraint `key`, with its severity and human text from the definitions."""
     rule = invariant(key)
     text = rule["human"] + (f" ({detail})" if detail else "")
     return Issue(rule["severity"], "invariant", expression, text, key)
@@ -214,7 +215,8 @@ def dom_3_issues(walk: Walk, local_references: dict[int, set[str]]) -> list[Issu
         used = local_references.get(id(frame.container.resource), set())
         contained_id = frame.resource.get("id")
         if f"#{contained_id}" not in used and not _refers_to_container(frame, local_references):
-            issues.append(_violation("dom-3", frame.expression, f"contained resource #{contained_id} is not referenced"))
+            issues.append(invariant_issue("dom-3", frame.expression,
+                                          f"contained resource #{contained_id} is not referenced"))
     return issues
 
 
@@ -223,7 +225,8 @@ def _refers_to_container(frame: ResourceFrame, local_references: dict[int, set[s
 
 
 def _run(checks: list[tuple[str, Check]], value: dict[str, Any], expression: str) -> list[Issue]:
-    return [_violation(key, expression + suffix, detail) for key, check in checks for suffix, detail in check(value)]
+    return [invariant_issue(key, expression + suffix, detail)
+            for key, check in checks for suffix, detail in check(value)]
 
 
 def _list(value: Any) -> list[Any]:
