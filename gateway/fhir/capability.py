@@ -23,11 +23,6 @@ def search_parameter_names(resource_type: str) -> frozenset[str]:
     return frozenset(indexed.parameters(resource_type)) | RESULT_PARAMETERS
 
 
-def summary_elements(resource_type: str) -> tuple[str, ...]:
-    """Elements R4 marks isSummary for a type ('deceased[x]' for choices)."""
-    return indexed.summary_elements(resource_type)
-
-
 def _software_version() -> str:
     try:
         return version("pulsebridge")
