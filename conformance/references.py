@@ -98,7 +98,7 @@ def _resolve(node: Node, reference: str, indexes: dict[int, _BundleIndex], stric
     index = indexes.get(id(bundle.resource))
     if index is None:
         index = indexes[id(bundle.resource)] = _index(bundle.resource)
-    target = _lookup(index, reference, node.frame, relative, conditional)
+    target = _lookup(index, reference, node.frame, relative, absolute, conditional)
     if target is None:
         severity = "error" if strict and bundle_type in STRICT_BUNDLE_TYPES else "warning"
         issues.append(Issue(severity, "not-found", where, f"Reference {reference!r} does not resolve to an entry of "
@@ -152,7 +152,7 @@ def _index(bundle: dict[str, Any]) -> _BundleIndex:
 
 
 def _lookup(index: _BundleIndex, reference: str, frame: ResourceFrame, relative: re.Match[str] | None,
-            conditional: re.Match[str] | None) -> dict[str, Any] | None:
+            absolute: re.Match[str] | None, conditional: re.Match[str] | None) -> dict[str, Any] | None:
     if reference in index.full_urls:
         return index.full_urls[reference]
     if relative is not None:
@@ -164,7 +164,6 @@ def _lookup(index: _BundleIndex, reference: str, frame: ResourceFrame, relative:
         # bundle.html#references: relative to the RESTful base of the referring entry's fullUrl, or an entry
         # without a RESTful fullUrl that a transaction creates on that same server.
         return index.full_urls.get(base.group("base") + type_id) or index.local_type_id.get(type_id)
-    absolute = _ABSOLUTE_RESTFUL.match(reference)
     if absolute is not None:
         unversioned = reference.split("/_history/", 1)[0]
         return index.full_urls.get(unversioned)
