@@ -62,7 +62,7 @@ def _parse_text(text: str, charset: CharsetDecision, limits: Limits) -> Message:
     if start:
         text = text[start:]
     try:
-        delimiters = _delimiters(text)
+        delimiters = read_delimiters(text)
     except ParseError as exc:
         raise ParseError(exc.reason, location=exc.location, offset=start + (exc.offset or 0)) from None
     source = text
@@ -130,11 +130,6 @@ def _input_offset(data: bytes | str, text: str, charset: CharsetDecision, positi
 
 def read_delimiters(text: str) -> Delimiters:
     """MSH-1 and MSH-2 as the message declares them (v2.5 2.5.4, 2.15.9.1-2); `text` starts with MSH."""
-    return _delimiters(text)
-
-
-def _delimiters(text: str) -> Delimiters:
-    """MSH-1 and MSH-2 as the message declares them (v2.5 2.5.4, 2.15.9.1-2)."""
     if text.startswith(_USUAL):
         return DEFAULT
     if len(text) < 8:
