@@ -18,6 +18,7 @@ from datetime import timedelta, timezone, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from adapters.hl7v2.charset import DEFAULT_FALLBACK
 from adapters.hl7v2.er7 import Limits
 
 PREFIX = "PULSEBRIDGE_"
@@ -87,10 +88,10 @@ class Settings:
     """Everything configurable; build with `Settings.from_env()` (or directly in tests)."""
 
     db: str = setting("sqlite:///pulsebridge.db", database_url, "database URL (sqlite:///... or postgresql://...)")
-    max_message_bytes: int = setting(16 * 1024 * 1024, positive_int, "largest HL7 v2 message accepted, in bytes")
-    max_segments: int = setting(100_000, positive_int, "most segments accepted in one HL7 v2 message")
+    max_message_bytes: int = setting(Limits.max_message_bytes, positive_int, "largest HL7 v2 message accepted, in bytes")
+    max_segments: int = setting(Limits.max_segments, positive_int, "most segments accepted in one HL7 v2 message")
     fallback_charset: str = setting(
-        "gb18030", codec_name, "codec for messages with no MSH-18 that are not valid UTF-8 (Chinese HIS send GBK)"
+        DEFAULT_FALLBACK, codec_name, "codec for messages with no MSH-18 that are not valid UTF-8 (Chinese HIS send GBK)"
     )
     timezone: tzinfo = setting(timezone.utc, time_zone, "zone for HL7 v2 times sent without an offset")
 
