@@ -5,7 +5,7 @@ import sys
 
 import click
 
-_DB = click.option("--db", default="sqlite:///pulsebridge.db", show_default=True, envvar="PULSEBRIDGE_DB", help="sqlite:///PATH or postgresql://...")
+from gateway.commands.options import db_option
 
 
 def _ingestor(db: str):  # noqa: ANN202 - gateway.ingest.Ingestor, imported lazily
@@ -22,7 +22,7 @@ def deadletters() -> None:
 
 
 @deadletters.command("list")
-@_DB
+@db_option
 @click.option("--limit", default=100, show_default=True)
 def list_(db: str, limit: int) -> None:
     """One line per dead letter: id, received, status, ACK code, sender, control id, reason."""
@@ -33,7 +33,7 @@ def list_(db: str, limit: int) -> None:
 
 @deadletters.command()
 @click.argument("message_id", type=int)
-@_DB
+@db_option
 def show(message_id: int, db: str) -> None:
     """The dead letter's details and its message, one segment per line."""
     row = _ingestor(db).log.get(message_id)
@@ -47,7 +47,7 @@ def show(message_id: int, db: str) -> None:
 
 @deadletters.command()
 @click.argument("message_id", type=int)
-@_DB
+@db_option
 def replay(message_id: int, db: str) -> None:
     """Apply a dead letter again (after a fix); exit 1 if it still fails."""
     try:

@@ -6,11 +6,12 @@ import sys
 import click
 
 from gateway.commands.inputs import iter_inputs
+from gateway.commands.options import db_option
 
 
 @click.command()
 @click.argument("paths", nargs=-1, required=True)
-@click.option("--db", default="sqlite:///pulsebridge.db", show_default=True, envvar="PULSEBRIDGE_DB", help="sqlite:///PATH or postgresql://...")
+@db_option
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def ingest(paths: tuple[str, ...], db: str, quiet: bool) -> None:
     """Ingest HL7 v2 messages (single, many per file, FHS/BHS batches) exactly as MLLP would.

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import click
 
+from gateway.commands.options import db_option
 from gateway.serve import DEFAULT_HTTP, ServeOptions
 
 
@@ -18,7 +19,7 @@ def _address(_ctx: click.Context, param: click.Parameter, value: str) -> str:
 @click.command()
 @click.option("--http", "http", default=DEFAULT_HTTP, show_default=True, envvar="PULSEBRIDGE_HTTP", callback=_address, help="HOST:PORT of the FHIR API.")
 @click.option("--mllp", "mllp", default="127.0.0.1:2575", show_default=True, envvar="PULSEBRIDGE_MLLP", callback=_address, help="HOST:PORT of the MLLP listener, or 'off'.")
-@click.option("--db", default="sqlite:///pulsebridge.db", show_default=True, envvar="PULSEBRIDGE_DB", help="sqlite:///PATH or postgresql://...")
+@db_option
 @click.option("--workers", type=click.IntRange(1), envvar="PULSEBRIDGE_WORKERS", help="Worker processes [default: one per core].")
 def serve(http: str, mllp: str, db: str, workers: int | None) -> None:
     """Serve the FHIR R4 API (and the listeners other options add) until interrupted."""
