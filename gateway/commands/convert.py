@@ -27,7 +27,7 @@ def convert(paths: tuple[str, ...], pretty: bool, unmapped: str | None) -> None:
     import orjson
 
     from adapters.hl7v2 import parse
-    from adapters.hl7v2.batch import ChunkTooLarge, MessageChunk, split_messages
+    from adapters.hl7v2.batch import split_messages
     from adapters.hl7v2.errors import HL7Error
     from mappers import convert_message
 
@@ -48,13 +48,7 @@ def convert(paths: tuple[str, ...], pretty: bool, unmapped: str | None) -> None:
                 click.echo(f"{name}: cannot read: {exc.strerror}", err=True)
                 failed += 1
                 continue
-            for record in split_messages(data).records:
-                if isinstance(record, ChunkTooLarge):
-                    click.echo(f"{name}: message {record.index + 1}: {record.reason}", err=True)
-                    failed += 1
-                    continue
-                if not isinstance(record, MessageChunk):
-                    continue  # FHS/BHS envelope segments and batch warnings
+            for record in split_messages(data):  # its messages; no size limit here, so none is refused
                 control_id = ""
                 try:
                     message = parse(record.payload)

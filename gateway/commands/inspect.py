@@ -6,6 +6,9 @@ from typing import TYPE_CHECKING
 import click
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from adapters.hl7v2.batch import Record
     from adapters.hl7v2.delimiters import Delimiters
     from adapters.hl7v2.message import Message, Segment
     from gateway.settings import Settings
@@ -20,6 +23,7 @@ def inspect(paths: tuple[str, ...], as_json: bool) -> None:
 
     Exit status: 0 all messages read, 1 some message failed (reported on stderr), 2 usage error.
     """
+    from adapters.hl7v2.batch import iter_records
     from gateway.settings import SettingsError, load_settings
 
     try:
@@ -29,21 +33,21 @@ def inspect(paths: tuple[str, ...], as_json: bool) -> None:
     failed = False
     for path in paths:
         with click.open_file(path, "rb") as stream:
-            data = stream.read()
-        failed |= not _inspect_file(path if path != "-" else "<stdin>", data, settings, as_json)
+            records = iter_records(stream, max_message_bytes=settings.max_message_bytes)
+            failed |= not _inspect_file(path if path != "-" else "<stdin>", records, settings, as_json)
     if failed:
         raise SystemExit(1)
 
 
-def _inspect_file(name: str, data: bytes, settings: Settings, as_json: bool) -> bool:
+def _inspect_file(name: str, records: Iterable[Record], settings: Settings, as_json: bool) -> bool:
     """Print every message of one input; False if any could not be read."""
-    from adapters.hl7v2.batch import BatchWarning, ChunkTooLarge, EnvelopeSegment, MessageChunk, split_messages
+    from adapters.hl7v2.batch import BatchWarning, ChunkTooLarge, EnvelopeSegment, MessageChunk
     from adapters.hl7v2.er7 import parse
     from adapters.hl7v2.errors import HL7Error
 
     ok = True
     count = 0
-    for record in split_messages(data, max_message_bytes=settings.max_message_bytes).records:
+    for record in records:
         if isinstance(record, BatchWarning):
             click.echo(f"{name}: warning: {record.detail} (byte {record.offset})", err=True)
         elif isinstance(record, EnvelopeSegment):
