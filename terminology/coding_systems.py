@@ -73,8 +73,3 @@ def system_uri(coding_system_name: str) -> str | None:
     exact, folded, _ = _systems()
     uri = exact.get(name) or folded.get(name.upper())
     return uri if uri else local_system_uri(name)
-
-
-def coding_system_names() -> list[str]:
-    """Every coding-system name with a known (non-local) URI."""
-    return sorted(_systems()[0])

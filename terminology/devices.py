@@ -26,19 +26,21 @@ def mdc_to_loinc(code: str | int) -> dict[str, str] | None:
     """LOINC Coding {system, code, display} for an MDC code (numeric '150021' or
     reference id 'MDC_PRESS_BLD_NONINV_SYS'), or None when no cited mapping exists.
     Accepts '150021^MDC_PRESS_BLD_NONINV_SYS'-style values too (first non-empty part known)."""
-    index = _index()
-    for part in str(code).split("^"):
-        row = index.get(part.strip())
-        if row is not None:
-            return {"system": LOINC_SYSTEM, "code": row["loinc"], "display": row["loinc_display"]}
-    return None
+    row = _row(code)
+    return {"system": LOINC_SYSTEM, "code": row["loinc"], "display": row["loinc_display"]} if row is not None else None
 
 
 def mdc_coding(code: str | int) -> dict[str, str] | None:
     """The MDC Coding itself {system, code, display=refid} for a known MDC code, or None."""
+    row = _row(code)
+    return {"system": MDC_SYSTEM, "code": str(row["mdc_code"]), "display": row["mdc_refid"]} if row is not None else None
+
+
+def _row(code: str | int) -> dict | None:
+    """The mapping row of the first part of code (split at ^) that is a known MDC code or refid."""
     index = _index()
     for part in str(code).split("^"):
         row = index.get(part.strip())
         if row is not None:
-            return {"system": MDC_SYSTEM, "code": str(row["mdc_code"]), "display": row["mdc_refid"]}
+            return row
     return None

@@ -158,9 +158,3 @@ def validate_ucum(code: str) -> None:
 def is_ucum(code: str) -> bool:
     """Whether code is a valid UCUM case-sensitive expression (UCUM grammar, §2)."""
     return _check(code) is None
-
-
-def atom_name(symbol: str) -> str | None:
-    """UCUM name of an atom ('mm[Hg]' is not an atom; 'm[Hg]' is), or None."""
-    atom = _tables()[0].get(symbol)
-    return atom["name"] if atom else None
