@@ -185,9 +185,11 @@ def _die_with_parent() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    from gateway.settings import Settings
+
     parser = argparse.ArgumentParser(prog="gateway.mllp_server", description="PulseBridge MLLP listener")
     parser.add_argument("address", nargs="?", default=DEFAULT_MLLP)
-    parser.add_argument("--db", default=os.environ.get("PULSEBRIDGE_DB", "sqlite:///pulsebridge.db"))
+    parser.add_argument("--db", default=os.environ.get("PULSEBRIDGE_DB", Settings.db))
     parser.add_argument("--idle-timeout", type=float, default=DEFAULT_IDLE_TIMEOUT)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -24,7 +24,8 @@ class InvalidDate(ValueError):
     """Not a FHIR date, dateTime or instant."""
 
 
-def _micros(dt: datetime) -> int:
+def to_micros(dt: datetime) -> int:
+    """UTC microseconds since the epoch of an aware datetime (the inverse of to_datetime)."""
     return (dt - _EPOCH) // _US
 
 
@@ -93,7 +94,7 @@ def format_instant(micros: int) -> str:
 
 
 def now_micros() -> int:
-    return _micros(datetime.now(timezone.utc))
+    return to_micros(datetime.now(timezone.utc))
 
 
 def to_datetime(micros: int) -> datetime:

@@ -93,17 +93,18 @@ def parse_if_match(value: str | int | None) -> int | None:
     return int(text)
 
 
-def _rewrite_references(value: Any, mapping: dict[str, str]) -> Any:
+def rewrite_references(value: Any, mapping: dict[str, str]) -> Any:
+    """A copy with every `reference` found in `mapping` replaced by its target (R4 bundle.html#references)."""
     if isinstance(value, dict):
         out = {}
         for k, v in value.items():
             if k == "reference" and isinstance(v, str) and v in mapping:
                 out[k] = mapping[v]
             else:
-                out[k] = _rewrite_references(v, mapping) if isinstance(v, (dict, list)) else v
+                out[k] = rewrite_references(v, mapping) if isinstance(v, (dict, list)) else v
         return out
     if isinstance(value, list):
-        return [_rewrite_references(v, mapping) if isinstance(v, (dict, list)) else v for v in value]
+        return [rewrite_references(v, mapping) if isinstance(v, (dict, list)) else v for v in value]
     return value
 
 
@@ -142,8 +143,12 @@ class VersionedStore(Repository):
     """Repository semantics over a backend's units of work."""
 
     @abstractmethod
-    def _unit(self, write: bool) -> AbstractContextManager[UnitOfWork]:
-        """An atomic unit; write=True takes the write lock up front (BEGIN IMMEDIATE / row locks)."""
+    def unit(self, write: bool) -> AbstractContextManager[UnitOfWork]:
+        """An atomic unit; write=True takes the write lock up front (BEGIN IMMEDIATE / row locks).
+
+        Store calls made in the same thread inside a unit join it, so a caller can add its own
+        statements to the transaction of a write (the message log's "applied" mark does).
+        """
 
     @abstractmethod
     def _vread(self, resource_type: str, resource_id: str, version_id: int) -> Version | None: ...
@@ -156,19 +161,19 @@ class VersionedStore(Repository):
     # -- single interactions ------------------------------------------------------------------
 
     def create(self, resource: dict, *, if_none_exist: SearchQuery | None = None) -> WriteOutcome:
-        with self._unit(True) as uow:
+        with self.unit(True) as uow:
             return self._create(uow, resource, if_none_exist, None)
 
     def update(self, resource: dict, *, if_match: int | None = None) -> WriteOutcome:
-        with self._unit(True) as uow:
+        with self.unit(True) as uow:
             return self._update(uow, resource, parse_if_match(if_match))
 
     def delete(self, resource_type: str, resource_id: str) -> Version | None:
-        with self._unit(True) as uow:
+        with self.unit(True) as uow:
             return self._delete(uow, resource_type, resource_id, None)
 
     def read(self, resource_type: str, resource_id: str) -> Version:
-        with self._unit(False) as uow:
+        with self.unit(False) as uow:
             version = uow.current(resource_type, resource_id)
         if version is None:
             raise NotFound(f"{resource_type}/{resource_id} is not known")
@@ -197,11 +202,11 @@ class VersionedStore(Repository):
         return self._history(resource_type, resource_id, since_micros, count, offset)
 
     def search(self, query: SearchQuery) -> SearchResult:
-        with self._unit(False) as uow:
+        with self.unit(False) as uow:
             return self._search(uow, query)
 
     def transaction(self, entries: list[BundleEntryRequest]) -> list[WriteOutcome | Version | SearchResult | None]:
-        with self._unit(True) as uow:
+        with self.unit(True) as uow:
             return self._transaction(uow, entries)
 
     # -- the semantics -----------------------------------------------------------------------
@@ -330,7 +335,7 @@ class VersionedStore(Repository):
         for i in order:
             entry = entries[i]
             method = entry.method.upper()
-            resource = _rewrite_references(entry.resource, mapping) if entry.resource is not None and mapping else entry.resource
+            resource = rewrite_references(entry.resource, mapping) if entry.resource is not None and mapping else entry.resource
             if_match = parse_if_match(entry.if_match)
             if method == "POST":
                 results[i] = matched.get(i) or self._create(uow, resource, None, post_ids[i])  # type: ignore[arg-type]

@@ -195,7 +195,7 @@ class MemoryRepository(VersionedStore):
         self._lock = threading.RLock()
 
     @contextmanager
-    def _unit(self, write: bool) -> Iterator[_Unit]:
+    def unit(self, write: bool) -> Iterator[_Unit]:
         with self._lock:
             unit = _Unit(self)
             try:

@@ -16,16 +16,19 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
-from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from adapters.storage.base import Repository
+from adapters.storage.memory import MemoryRepository
+from adapters.storage.sql import SqlStore, SqlUnit, migration_files, split_statements
 
 RECEIVED, APPLIED, DUPLICATE, ERROR, REJECTED = "received", "applied", "duplicate", "error", "rejected"
 DEAD_LETTER_STATUSES = (ERROR, REJECTED)
+MIGRATIONS = Path(__file__).resolve().parent / "messagelog_migrations"
 _COLUMNS = (
     "id, received_at, peer, transport, sending_application, sending_facility, control_id, message_type, digest, "
     "raw, status, ack_code, reason, duplicate_of, processed_at, attempts"
@@ -60,58 +63,41 @@ class LoggedMessage:
         return out
 
 
-def _now() -> str:
+def utc_now() -> str:
+    """The current UTC time as the log stores it (received_at, processed_at)."""
     return datetime.now(timezone.utc).isoformat(timespec="microseconds")
 
 
 class MessageLog:
     """The log on a SQL store (SQLite or PostgreSQL), sharing the repository's connections and transactions."""
 
-    def __init__(self, repository: Repository, dialect: str) -> None:
+    def __init__(self, repository: SqlStore) -> None:
         self.repository = repository
-        self.dialect = dialect
         self._migrate()
 
-    # -- transactions -------------------------------------------------------------------------
-
-    @contextmanager
-    def unit(self) -> Iterator[Any]:
+    def unit(self) -> AbstractContextManager[SqlUnit]:
         """One write transaction of the store; repository calls made inside join it."""
-        with self.repository._unit(True) as unit:  # type: ignore[attr-defined]
-            yield unit
-
-    def _fetch(self, unit: Any, sql: str, params: list[Any]) -> list[tuple]:
-        return self.repository.fetch(unit.conn, sql, params)  # type: ignore[attr-defined]
-
-    def _execute(self, unit: Any, sql: str, params: list[Any]) -> None:
-        """A statement without a result set (psycopg refuses fetchall() on those)."""
-        unit.conn.execute(sql.replace("?", "%s") if self.dialect == "postgresql" else sql, params)
+        return self.repository.unit(True)
 
     def _migrate(self) -> None:
-        folder = resources.files("adapters.storage").joinpath(f"messagelog_migrations/{self.dialect}")
-        scripts = sorted((f.name, f.read_text("utf-8")) for f in folder.iterdir() if f.name.endswith(".sql"))
+        """Apply messagelog_migrations/<dialect>/NNNN_*.sql not yet recorded in message_log_schema."""
         with self.unit() as unit:
-            if self.dialect == "postgresql":
-                unit.conn.execute("SELECT pg_advisory_xact_lock(hashtext('pulsebridge.message_log'))")
-            self._execute(unit, "CREATE TABLE IF NOT EXISTS message_log_schema (version INTEGER PRIMARY KEY)", [])
-            applied = {row[0] for row in self._fetch(unit, "SELECT version FROM message_log_schema", [])}
-            for name, script in scripts:
-                version = int(name[:4])
+            unit.lock("pulsebridge.message_log")  # one migrator at a time across processes
+            unit.execute("CREATE TABLE IF NOT EXISTS message_log_schema (version INTEGER PRIMARY KEY)", [])
+            applied = {row[0] for row in unit.fetch("SELECT version FROM message_log_schema", [])}
+            for version, script in migration_files(self.repository.dialect, MIGRATIONS):
                 if version in applied:
                     continue
-                lines = [line for line in script.splitlines() if not line.lstrip().startswith("--")]
-                for statement in (s.strip() for s in "\n".join(lines).split(";")):
-                    if statement:
-                        self._execute(unit, statement, [])
-                self._execute(unit, "INSERT INTO message_log_schema VALUES (?)", [version])
+                for statement in split_statements(script):
+                    unit.execute(statement, [])
+                unit.execute("INSERT INTO message_log_schema VALUES (?)", [version])
 
     # -- writes -------------------------------------------------------------------------------
 
     def record(self, message: LoggedMessage) -> int:
         """Store a received message durably (its own committed transaction); returns its id."""
         with self.unit() as unit:
-            rows = self._fetch(
-                unit,
+            rows = unit.fetch(
                 "INSERT INTO message_log (received_at, peer, transport, sending_application, sending_facility, "
                 "control_id, message_type, digest, raw, status, ack_code, reason, attempts) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
@@ -121,45 +107,41 @@ class MessageLog:
             )
         return int(rows[0][0])
 
-    def finish(self, unit: Any, message_id: int, status: str, ack_code: str, reason: str = "", duplicate_of: int | None = None) -> None:
+    def finish(self, unit: SqlUnit, message_id: int, status: str, ack_code: str, reason: str = "", duplicate_of: int | None = None) -> None:
         """Set the outcome of a message inside `unit` (the transaction that applied it, if any)."""
-        self._execute(
-            unit,
+        unit.execute(
             "UPDATE message_log SET status = ?, ack_code = ?, reason = ?, duplicate_of = ?, processed_at = ?, "
             "attempts = attempts + 1 WHERE id = ?",
-            [status, ack_code, reason, duplicate_of, _now(), message_id],
+            [status, ack_code, reason, duplicate_of, utc_now(), message_id],
         )
 
-    def lock_sender_key(self, unit: Any, application: str, facility: str, control_id: str) -> None:
+    def lock_sender_key(self, unit: SqlUnit, application: str, facility: str, control_id: str) -> None:
         """Serialise messages with the same MSH-3/4/10 across processes (SQLite: BEGIN IMMEDIATE already does)."""
-        if self.dialect == "postgresql":
-            unit.conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"msg|{application}|{facility}|{control_id}",))
+        unit.lock(f"msg|{application}|{facility}|{control_id}")
 
-    def find_applied(self, unit: Any, key: tuple[str, str, str, str], *, other_than: int) -> LoggedMessage | None:
+    def find_applied(self, unit: SqlUnit, key: tuple[str, str, str, str], *, other_than: int) -> LoggedMessage | None:
         """The earliest applied message with this (MSH-3, MSH-4, MSH-10, digest) (HL7 v2.5 2.10.1: MSH-10 identifies a message)."""
-        rows = self._fetch(
-            unit,
+        rows = unit.fetch(
             f"SELECT {_COLUMNS} FROM message_log WHERE sending_application = ? AND sending_facility = ? "
             "AND control_id = ? AND digest = ? AND status = ? AND id <> ? ORDER BY id LIMIT 1",
             [*key, APPLIED, other_than],
         )
         return _row(rows[0]) if rows else None
 
-    def clocks(self, unit: Any, keys: list[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    def clocks(self, unit: SqlUnit, keys: list[tuple[str, str]]) -> dict[tuple[str, str], int]:
         """Stored source event times (microseconds since the epoch, UTC) of these resources."""
         found: dict[tuple[str, str], int] = {}
         for resource_type, resource_id in keys:
-            rows = self._fetch(
-                unit, "SELECT event_micros FROM source_clock WHERE resource_type = ? AND id = ?", [resource_type, resource_id]
+            rows = unit.fetch(
+                "SELECT event_micros FROM source_clock WHERE resource_type = ? AND id = ?", [resource_type, resource_id]
             )
             if rows:
                 found[(resource_type, resource_id)] = int(rows[0][0])
         return found
 
-    def set_clocks(self, unit: Any, times: dict[tuple[str, str], int], message_id: int) -> None:
+    def set_clocks(self, unit: SqlUnit, times: dict[tuple[str, str], int], message_id: int) -> None:
         for (resource_type, resource_id), micros in times.items():
-            self._execute(
-                unit,
+            unit.execute(
                 "INSERT INTO source_clock (resource_type, id, event_micros, message_id) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT (resource_type, id) DO UPDATE SET event_micros = excluded.event_micros, "
                 "message_id = excluded.message_id",
@@ -169,16 +151,15 @@ class MessageLog:
     # -- reads --------------------------------------------------------------------------------
 
     def get(self, message_id: int) -> LoggedMessage | None:
-        with self.repository._unit(False) as unit:  # type: ignore[attr-defined]
-            rows = self._fetch(unit, f"SELECT {_COLUMNS} FROM message_log WHERE id = ?", [message_id])
+        with self.repository.unit(False) as unit:
+            rows = unit.fetch(f"SELECT {_COLUMNS} FROM message_log WHERE id = ?", [message_id])
         return _row(rows[0]) if rows else None
 
     def by_status(self, statuses: tuple[str, ...], *, limit: int = 100, offset: int = 0) -> list[LoggedMessage]:
         """Messages in these states, oldest first."""
         marks = ", ".join("?" for _ in statuses)
-        with self.repository._unit(False) as unit:  # type: ignore[attr-defined]
-            rows = self._fetch(
-                unit,
+        with self.repository.unit(False) as unit:
+            rows = unit.fetch(
                 f"SELECT {_COLUMNS} FROM message_log WHERE status IN ({marks}) ORDER BY id LIMIT ? OFFSET ?",
                 [*statuses, limit, offset],
             )
@@ -186,8 +167,8 @@ class MessageLog:
 
     def count(self, status: str | None = None) -> int:
         where, params = ("WHERE status = ?", [status]) if status else ("", [])
-        with self.repository._unit(False) as unit:  # type: ignore[attr-defined]
-            return int(self._fetch(unit, f"SELECT count(*) FROM message_log {where}", params)[0][0])
+        with self.repository.unit(False) as unit:
+            return int(unit.fetch(f"SELECT count(*) FROM message_log {where}", params)[0][0])
 
 
 def _row(row: tuple) -> LoggedMessage:
@@ -199,7 +180,7 @@ def _row(row: tuple) -> LoggedMessage:
 class MemoryMessageLog:
     """The same log in dicts, for the in-memory store (tests); units share the store's lock."""
 
-    def __init__(self, repository: Repository) -> None:
+    def __init__(self, repository: MemoryRepository) -> None:
         self.repository = repository
         self._rows: dict[int, LoggedMessage] = {}
         self._clock: dict[tuple[str, str], int] = {}
@@ -207,7 +188,7 @@ class MemoryMessageLog:
 
     @contextmanager
     def unit(self) -> Iterator[Any]:
-        with self._lock, self.repository._unit(True) as unit:  # type: ignore[attr-defined]
+        with self._lock, self.repository.unit(True) as unit:
             yield unit
 
     def record(self, message: LoggedMessage) -> int:
@@ -220,7 +201,7 @@ class MemoryMessageLog:
         row = self._rows[message_id]
         self._rows[message_id] = replace(
             row, status=status, ack_code=ack_code, reason=reason, duplicate_of=duplicate_of,
-            processed_at=_now(), attempts=row.attempts + 1,
+            processed_at=utc_now(), attempts=row.attempts + 1,
         )
 
     def lock_sender_key(self, unit: Any, application: str, facility: str, control_id: str) -> None:
@@ -253,10 +234,7 @@ class MemoryMessageLog:
 
 def open_message_log(repository: Repository) -> MessageLog | MemoryMessageLog:
     """The message log inside this repository's database."""
-    from adapters.storage.memory import MemoryRepository
-
     if isinstance(repository, MemoryRepository):
         return MemoryMessageLog(repository)
-    from adapters.storage.sqlite import SQLiteRepository
-
-    return MessageLog(repository, "sqlite" if isinstance(repository, SQLiteRepository) else "postgresql")
+    assert isinstance(repository, SqlStore), f"no message log for {type(repository).__name__}"
+    return MessageLog(repository)

@@ -29,6 +29,7 @@ _MIGRATION_LOCK = 0x50554C5345  # "PULSE": one migrator at a time across process
 
 
 class PostgreSQLRepository(SqlStore):
+    dialect = "postgresql"
     contains_sql = "strpos({col}, ?) > 0"
 
     def __init__(self, url: str, *, schema: str | None = None) -> None:
@@ -68,7 +69,7 @@ class PostgreSQLRepository(SqlStore):
                 "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL)"
             )
             applied = {row[0] for row in conn.execute("SELECT version FROM schema_version")}
-            for version, script in migration_files("postgresql"):
+            for version, script in migration_files(self.dialect):
                 if version not in applied:
                     conn.execute(script.encode())
                     conn.execute("INSERT INTO schema_version VALUES (%s, now())", (version,))
@@ -77,7 +78,7 @@ class PostgreSQLRepository(SqlStore):
         return self._connection().execute("SELECT max(version) FROM schema_version").fetchone()[0]
 
     @contextmanager
-    def _unit(self, write: bool) -> Iterator[SqlUnit]:
+    def unit(self, write: bool) -> Iterator[SqlUnit]:
         active = getattr(self._local, "unit", None)
         if active is not None:
             yield active
@@ -97,8 +98,8 @@ class PostgreSQLRepository(SqlStore):
 
     # -- dialect ------------------------------------------------------------------------------
 
-    def fetch(self, conn: Any, sql: str, params: list[Any]) -> list[tuple]:
-        return conn.execute(sql.replace("?", "%s"), params).fetchall()
+    def execute(self, conn: Any, sql: str, params: list[Any]) -> Any:
+        return conn.execute(sql.replace("?", "%s"), params)
 
     def execute_many(self, conn: Any) -> Callable[[str, list], None]:
         def run(sql: str, rows: list) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from adapters.storage.base import Version
-from adapters.storage.dates import to_datetime
+from adapters.storage.dates import to_datetime, to_micros
 from adapters.storage.engine import VersionedStore
 from adapters.storage.indexing import TABLES, IndexRows
 from adapters.storage.plan import (
@@ -39,9 +39,9 @@ INSERT_SQL = {
 }
 
 
-def migration_files(dialect: str) -> list[tuple[int, str]]:
-    """Ordered (version, SQL) pairs from migrations/<dialect>/NNNN_name.sql."""
-    files = sorted((MIGRATIONS / dialect).glob("[0-9][0-9][0-9][0-9]_*.sql"))
+def migration_files(dialect: str, root: Path = MIGRATIONS) -> list[tuple[int, str]]:
+    """Ordered (version, SQL) pairs from <root>/<dialect>/NNNN_name.sql."""
+    files = sorted((root / dialect).glob("[0-9][0-9][0-9][0-9]_*.sql"))
     return [(int(f.name[:4]), f.read_text(encoding="utf-8")) for f in files]
 
 
@@ -183,6 +183,15 @@ class SqlUnit:
         self.existed: set[int] = set()
         self.written = 0  # versions stored in this unit
 
+    # -- statements of callers joining the unit (the message log) ----------------------------
+
+    def fetch(self, sql: str, params: list[Any]) -> list[tuple]:
+        return self.store.fetch(self.conn, sql, params)
+
+    def execute(self, sql: str, params: list[Any]) -> None:
+        """A statement without a result set (psycopg refuses fetchall() on those)."""
+        self.store.execute(self.conn, sql, params)
+
     # -- primitives the engine uses ----------------------------------------------------------
 
     def prefetch(self, keys: list[tuple[str, str]]) -> None:
@@ -220,7 +229,7 @@ class SqlUnit:
             rid, new_in_unit = self.rids[key], False
             self.existed.add(rid)
         self.written += 1
-        micros = _micros(version)
+        micros = to_micros(version.last_updated)
         self.pending[key] = (rid, new_in_unit, version, rows, micros)
         self.known[key] = (rid, version)
         blob = None if version.resource is None else self.store.dump_json(version.resource)
@@ -368,14 +377,10 @@ class SqlUnit:
         return out
 
 
-def _micros(version: Version) -> int:
-    delta = version.last_updated - to_datetime(0)
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-
-
 class SqlStore(VersionedStore):
     """A VersionedStore over a DB-API connection; dialects fill in connection handling and SQL details."""
 
+    dialect: str  # names the migrations folder: sqlite, postgresql
     contains_sql = "instr({col}, ?) > 0"
     planner_hints = False  # SQLite: INDEXED BY / unary plus, see _Sql
 
@@ -383,7 +388,11 @@ class SqlStore(VersionedStore):
         return _Sql(self.contains_sql, self.planner_hints)
 
     @abstractmethod
-    def fetch(self, conn: Any, sql: str, params: list[Any]) -> list[tuple]: ...
+    def execute(self, conn: Any, sql: str, params: list[Any]) -> Any:
+        """Run one statement written with `?` placeholders; returns the DB-API cursor."""
+
+    def fetch(self, conn: Any, sql: str, params: list[Any]) -> list[tuple]:
+        return self.execute(conn, sql, params).fetchall()
 
     @abstractmethod
     def execute_many(self, conn: Any) -> Callable[[str, list], None]: ...
@@ -486,13 +495,13 @@ class SqlStore(VersionedStore):
         ]
 
     def _vread(self, resource_type: str, resource_id: str, version_id: int) -> Version | None:
-        with self._unit(False) as unit:
+        with self.unit(False) as unit:
             return self._vread_in(unit.conn, resource_type, resource_id, version_id)
 
     def _history(
         self, resource_type: str | None, resource_id: str | None, since_micros: int | None, count: int, offset: int
     ) -> tuple[int, list[Version]]:
-        with self._unit(False) as unit:
+        with self.unit(False) as unit:
             return self._history_in(unit.conn, resource_type, resource_id, since_micros, count, offset)
 
     def _vread_in(self, conn: Any, resource_type: str, resource_id: str, version_id: int) -> Version | None:

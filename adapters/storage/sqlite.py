@@ -34,6 +34,7 @@ def database_path(url: str) -> str:
 
 
 class SQLiteRepository(SqlStore):
+    dialect = "sqlite"
     planner_hints = True
 
     def __init__(self, url: str = "sqlite://") -> None:
@@ -93,7 +94,7 @@ class SQLiteRepository(SqlStore):
                     "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
                 )
                 applied = {row[0] for row in conn.execute("SELECT version FROM schema_version")}
-                for version, script in migration_files("sqlite"):
+                for version, script in migration_files(self.dialect):
                     if version in applied:
                         continue
                     for statement in split_statements(script):
@@ -110,7 +111,7 @@ class SQLiteRepository(SqlStore):
     # -- units of work ------------------------------------------------------------------------
 
     @contextmanager
-    def _unit(self, write: bool) -> Iterator[SqlUnit]:
+    def unit(self, write: bool) -> Iterator[SqlUnit]:
         active = getattr(self._local, "unit", None)
         if active is not None:  # a read inside this thread's open unit joins it
             yield active
@@ -145,8 +146,8 @@ class SQLiteRepository(SqlStore):
 
     # -- dialect ------------------------------------------------------------------------------
 
-    def fetch(self, conn: Any, sql: str, params: list[Any]) -> list[tuple]:
-        return conn.execute(sql, params).fetchall()
+    def execute(self, conn: Any, sql: str, params: list[Any]) -> Any:
+        return conn.execute(sql, params)
 
     def execute_many(self, conn: Any) -> Callable[[str, list], None]:
         return lambda sql, rows: conn.executemany(sql, rows)
