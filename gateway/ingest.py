@@ -35,15 +35,17 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import tzinfo
 from typing import Any
 
 from adapters.hl7v2 import HL7Error, Message, parse
 from adapters.hl7v2.ack import ack_bytes, ack_for_unparseable, ack_mode
 from adapters.hl7v2.errors import ApplicationError, DataTypeError
 from adapters.storage.base import BundleEntryRequest, Repository, StorageError
+from adapters.storage.dates import date_range
+from adapters.storage.engine import rewrite_references
 from adapters.storage.messagelog import (
-    APPLIED, DUPLICATE, ERROR, RECEIVED, REJECTED, LoggedMessage, open_message_log,
+    APPLIED, DUPLICATE, ERROR, RECEIVED, REJECTED, LoggedMessage, open_message_log, utc_now,
 )
 from gateway.settings import Settings
 
@@ -81,10 +83,6 @@ class Receipt:
     notes: list[str] = field(default_factory=list)
 
 
-def _utc_now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
-
-
 def _header(message: Message) -> tuple[str, str, str]:
     """(MSH-3, MSH-4, MSH-10) as sent: the sender's key for a message (v2.5 2.15.9.10)."""
     msh = message.msh
@@ -96,8 +94,10 @@ def digest(raw: bytes) -> str:
     return hashlib.sha256(raw.rstrip(b"\r\n \t")).hexdigest()
 
 
-def event_micros(message: Message) -> int | None:
-    """The source event time, EVN-2 else MSH-7 (v2.5 3.4.1.2, 2.15.9.7), as UTC microseconds; None if absent or unreadable."""
+def event_micros(message: Message, zone: tzinfo) -> int | None:
+    """The source event time, EVN-2 else MSH-7 (v2.5 3.4.1.2, 2.15.9.7), as UTC microseconds; None if absent or unreadable.
+
+    A time sent without an offset is read in `zone` (PULSEBRIDGE_TIMEZONE), as the mapping reads it."""
     from mappers.primitives import Timestamp
 
     for path in ("EVN-2", "MSH-7"):
@@ -105,23 +105,11 @@ def event_micros(message: Message) -> int | None:
         if not text:
             continue
         try:
-            value = Timestamp(text).date_time()
+            value = Timestamp(text).date_time(zone=zone)
         except DataTypeError:
             continue
-        if "T" not in value:
-            value += "T00:00:00+00:00"
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        return int(moment.timestamp() * 1_000_000)
+        return date_range(value)[0]  # the first microsecond of what the value names
     return None
-
-
-def _rewrite(value: Any, mapping: dict[str, str]) -> Any:
-    """Point references at a left-out entry's fullUrl to its Type/id (the stored resource stays)."""
-    if isinstance(value, dict):
-        return {k: (mapping.get(v, v) if k == "reference" and isinstance(v, str) else _rewrite(v, mapping)) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_rewrite(v, mapping) for v in value]
-    return value
 
 
 def bundle_requests(bundle: dict) -> list[BundleEntryRequest]:
@@ -160,7 +148,7 @@ class Ingestor:
             return self._reject(raw, error, peer=peer, transport=transport)
         application, facility, control_id = _header(message)
         message_id = self.log.record(LoggedMessage(
-            0, _utc_now(), peer, transport, application, facility, control_id, message.message_type, digest(raw), raw, RECEIVED,
+            0, utc_now(), peer, transport, application, facility, control_id, message.message_type, digest(raw), raw, RECEIVED,
         ))
         mode = ack_mode(message)
         receipt = Receipt(message_id, raw, message, header=(application, facility, control_id))
@@ -180,7 +168,7 @@ class Ingestor:
         application, facility, control_id = echoed.msh.raw(5), echoed.msh.raw(6), echoed.get("MSA-2")
         code = echoed.get("MSA-1")
         message_id = self.log.record(LoggedMessage(
-            0, _utc_now(), peer, transport, application, facility, control_id, "", digest(raw), raw, REJECTED, code, str(error),
+            0, utc_now(), peer, transport, application, facility, control_id, "", digest(raw), raw, REJECTED, code, str(error),
         ))
         result = IngestResult(ack, STATUS_REJECTED, control_id, str(error), message_id, code)
         return Receipt(message_id, raw, None, final=result, header=(application, facility, control_id))
@@ -195,14 +183,14 @@ class Ingestor:
         try:
             from mappers import convert_message
 
-            bundle, _report = convert_message(message, receipt.raw)
+            bundle, _report = convert_message(message, receipt.raw, zone=self.settings.timezone)
             requests = bundle_requests(bundle)
         except HL7Error as error:
             return self._fail(receipt, error)
         except Exception as error:  # noqa: BLE001 - any mapping failure is this message's dead letter
             log.exception("mapping failed for message %s", receipt.message_id)
             return self._fail(receipt, ApplicationError(f"mapping failed: {type(error).__name__}: {error}"))
-        event = event_micros(message)
+        event = event_micros(message, self.settings.timezone)
         try:
             with self.log.unit() as unit:
                 self.log.lock_sender_key(unit, application, facility, control_id)
@@ -250,7 +238,7 @@ class Ingestor:
         left_out = {id(keys[k]) for k in stale}
         kept = [r for r in requests if id(r) not in left_out]
         if mapping:
-            kept = [BundleEntryRequest(r.method, r.url, _rewrite(r.resource, mapping), r.full_url, r.if_none_exist, r.if_match)
+            kept = [BundleEntryRequest(r.method, r.url, rewrite_references(r.resource, mapping), r.full_url, r.if_none_exist, r.if_match)
                     for r in kept]
         notes = [f"{t}/{i} not updated: newer data is stored (out-of-order event)" for t, i in sorted(stale)]
         return kept, clocks, notes

@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import linecache
 from dataclasses import dataclass, field
+from datetime import timezone, tzinfo
 from typing import Any, Callable
 
 from adapters.hl7v2.errors import DataTypeError, Location
 from adapters.hl7v2.message import Message, Segment, Value
 from mappers import functions, ids, vocab
 from mappers.paths import merge, prune
-from mappers.primitives import PRIMITIVES
+from mappers.primitives import PRIMITIVES, ZONED
 from mappers.report import ConversionReport
 from mappers.specs import Entry, Map, MessageSpec, Row, Specs, load_specs
 
@@ -76,6 +77,7 @@ class MessageState:
     specs: Specs
     spec: MessageSpec
     facility: str
+    zone: tzinfo  # where v2 times sent without an offset were taken (primitives.ZONED)
     places: list[SegmentPlace] = field(default_factory=list)
     records: list[Record] = field(default_factory=list)
     made: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)  # datatype-made resources
@@ -368,6 +370,8 @@ def _type_converter(type_name: str, specs: Specs) -> Evaluate:
     """`type:` of a row as a closure: a primitive, a named converter or a datatype map (see `convert`)."""
     primitive = PRIMITIVES.get(type_name)
     if primitive is not None:
+        if type_name in ZONED:
+            return lambda value, ctx: primitive(value.text, ctx.state.zone) if value is not None else None
         return lambda value, ctx: primitive(value.text) if value is not None else None
     converter = functions.CONVERTERS.get(type_name)
     if converter is not None:
@@ -400,15 +404,7 @@ def _convert_map(m: Map, value: Value, ctx: Context) -> Any:
 
 def convert(type_name: str, value: Value | None, ctx: Context) -> Any:
     """Convert a value with a primitive, a named converter, or a datatype map (which may make a resource)."""
-    if value is None:
-        return None
-    primitive = PRIMITIVES.get(type_name)
-    if primitive is not None:
-        return primitive(value.text)
-    converter = functions.CONVERTERS.get(type_name)
-    if converter is not None:
-        return converter(ctx.with_value(value), value, {})
-    return _convert_map(ctx.state.specs.maps[type_name], value, ctx)
+    return _type_converter(type_name, ctx.state.specs)(value, ctx)
 
 
 def add_resource(state: MessageState, resource_type: str, body: dict[str, Any]) -> dict[str, str]:
@@ -426,12 +422,11 @@ def add_resource(state: MessageState, resource_type: str, body: dict[str, Any]) 
     return {"reference": f"{resource_type}/{rid}"}
 
 
-def _identifier_id(resource_type: str, body: dict[str, Any], facility: str, cache: dict[str, str] | None = None) -> str | None:
+def _identifier_id(resource_type: str, body: dict[str, Any], facility: str, cache: dict[str, str]) -> str | None:
+    """The id from the first identifier with a value (mappers.ids rule); cache: MessageState.ids."""
     for identifier in body.get("identifier") or ():
         parts = ids.identifier_parts(identifier, facility)
         if parts is not None:
-            if cache is None:
-                return ids.resource_id(resource_type, parts)
             name = ids.id_name(resource_type, parts)
             rid = cache.get(name)
             if rid is None:
@@ -508,15 +503,18 @@ def _place_segments(state: MessageState) -> None:
         state.places.append(SegmentPlace(seg, tuple(f[1] for f in stack[1:]), index))
 
 
-def convert_message(message: Message, raw: bytes | None = None, *, specs: Specs | None = None) -> tuple[dict[str, Any], ConversionReport]:
-    """Map one parsed message to a FHIR R4 transaction Bundle (plain dicts) and its unmapped report."""
+def convert_message(
+    message: Message, raw: bytes | None = None, *, specs: Specs | None = None, zone: tzinfo = timezone.utc
+) -> tuple[dict[str, Any], ConversionReport]:
+    """Map one parsed message to a FHIR R4 transaction Bundle (plain dicts) and its unmapped report;
+    times sent without an offset are read in `zone` (the gateway's PULSEBRIDGE_TIMEZONE setting)."""
     specs = specs or load_specs()
     spec = specs.message_spec(message.structure, message.message_code, message.trigger_event)
     msh = message.msh
     facility = msh.get(4) or msh.get(3)  # HD.1 namespace id of the sending facility (or application)
     if raw is None:
         raw = message.encode().encode("utf-8")
-    state = MessageState(message, raw, specs, spec, facility)
+    state = MessageState(message, raw, specs, spec, facility, zone)
     state.report.message_spec = spec.file
     _place_segments(state)
     entries_by_segment = spec.entries

@@ -5,17 +5,20 @@ Three registries, each checked when specs load:
 - FUNCTIONS  `fn: name` on a row or a map: f(ctx, value, args) -> FHIR value or None
 - CONVERTERS `type: name` on a row: f(ctx, value, args) -> FHIR value or None
 - PREDICATES `when: name(PATH)`: f(ctx, value) -> bool
+The family modules (functions_orders, functions_encounters) declare the same three dicts, merged
+into these at import (`_add_family`; a name may be registered once).
 """
 from __future__ import annotations
 
 import base64
 import binascii
 import hashlib
+from types import ModuleType
 from urllib.parse import quote
 from typing import TYPE_CHECKING, Any, Callable
 
 from adapters.hl7v2.message import Value
-from mappers import primitives, vocab
+from mappers import functions_encounters, functions_orders, primitives, vocab
 
 if TYPE_CHECKING:
     from mappers.engine import Context
@@ -298,5 +301,17 @@ PREDICATES: dict[str, Callable[["Context", "Value | None"], bool]] = {
     "follows_visit": follows_visit,
     "as_components": as_components,
 }
-from mappers.functions_encounters import register as _r_encounters; _r_encounters(FUNCTIONS, CONVERTERS, PREDICATES)
-from mappers.functions_orders import register as _r_orders; _r_orders(FUNCTIONS, CONVERTERS, PREDICATES)
+
+
+def _add_family(module: ModuleType) -> None:
+    """Add a family module's FUNCTIONS, CONVERTERS and PREDICATES to these registries (names must be new)."""
+    for name, registry in (("FUNCTIONS", FUNCTIONS), ("CONVERTERS", CONVERTERS), ("PREDICATES", PREDICATES)):
+        mine = getattr(module, name)
+        clash = set(registry) & set(mine)
+        if clash:
+            raise ValueError(f"{module.__name__}: names already registered: {sorted(clash)}")
+        registry.update(mine)
+
+
+_add_family(functions_encounters)
+_add_family(functions_orders)

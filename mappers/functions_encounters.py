@@ -70,7 +70,7 @@ def end_after_duration(ctx: Context, value: Value | None, args: dict[str, Any]) 
     reps = seg.reps(int(args["start"]))
     if not reps or reps[0].is_null or not reps[0].text.strip():
         return None
-    start_text = primitives.PRIMITIVES["dateTime"](reps[0][1].text)
+    start_text = primitives.date_time(reps[0][1].text, ctx.state.zone)
     if not start_text or "T" not in start_text:
         return None
     start = datetime.fromisoformat(start_text.replace("Z", "+00:00"))
@@ -93,13 +93,14 @@ def append_text(ctx: Context, value: Value | None, args: dict[str, Any]) -> None
 
     FHIR R4 Appointment.comment is one string; the IG SIU_S12 message sheet says the NTE texts
     are concatenated with line feeds. Writes into the resource being merged into; returns None."""
+    from mappers.functions import text_lines  # late import: mappers.functions registers this module
+
     record = ctx.record
     seg = ctx.segment
     if record is None or seg is None:
         return None
-    lines = [rep.text for rep in seg.reps(int(args["field"])) if not rep.is_null]
-    text = "\n".join(lines).strip()
-    if not text:
+    text = text_lines(ctx, value, args)
+    if text is None:
         return None
     parent, leaf = _path_parent(record.resource, str(args["path"]))
     have = parent.get(leaf)
@@ -146,12 +147,3 @@ FUNCTIONS: dict[str, Fn] = {
 }
 CONVERTERS: dict[str, Fn] = {}
 PREDICATES: dict[str, Callable[["Context", "Value | None"], bool]] = {}
-
-
-def register(functions: dict[str, Fn], converters: dict[str, Fn], predicates: dict[str, Callable[..., bool]]) -> None:
-    """Add this module's functions to mappers.functions' registries (names must not clash)."""
-    for mine, theirs in ((FUNCTIONS, functions), (CONVERTERS, converters), (PREDICATES, predicates)):
-        clash = set(mine) & set(theirs)
-        if clash:
-            raise ValueError(f"mappers.functions_encounters: names already registered: {sorted(clash)}")
-        theirs.update(mine)

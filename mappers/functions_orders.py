@@ -77,12 +77,3 @@ FUNCTIONS: dict[str, Fn] = {
 }
 CONVERTERS: dict[str, Fn] = {}
 PREDICATES: dict[str, Callable[["Context", "Value | None"], bool]] = {}
-
-
-def register(functions: dict[str, Fn], converters: dict[str, Fn], predicates: dict[str, Callable[..., bool]]) -> None:
-    """Add this module's named functions to the registries of mappers.functions (names must be new)."""
-    for target, mine in ((functions, FUNCTIONS), (converters, CONVERTERS), (predicates, PREDICATES)):
-        clash = set(target) & set(mine)
-        if clash:
-            raise ValueError(f"mappers.functions_orders: names already registered: {sorted(clash)}")
-        target.update(mine)

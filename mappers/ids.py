@@ -42,7 +42,7 @@ def id_name(resource_type: str, parts: Iterable[str]) -> str:
 
 def resource_id(resource_type: str, parts: Iterable[str]) -> str:
     """uuid5 of the type and the identifying parts."""
-    return uuid5_text("|".join((resource_type, *parts)))
+    return uuid5_text(id_name(resource_type, parts))
 
 
 def identifier_parts(identifier: dict[str, Any], default_authority: str) -> tuple[str, str, str] | None:

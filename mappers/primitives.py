@@ -6,17 +6,17 @@ None for an empty input. A value that is not what its type promises (an impossib
 raises DataTypeError; the engine adds the segment/field location.
 
 Timezone rule (documented in mappers/SPEC.md): a v2 time with an offset keeps it; a time
-without one gets the zone in env PULSEBRIDGE_TIMEZONE ("+08:00", "-0500", "Z"; default
-"+00:00"), because FHIR dateTime/instant require an offset whenever a time is present.
-Dates without a time never get an offset (FHIR forbids it).
+without one gets the offset of the conversion's zone at that moment (a tzinfo the caller passes,
+default UTC; the gateway passes its PULSEBRIDGE_TIMEZONE setting), because FHIR dateTime/instant
+require an offset whenever a time is present. Dates without a time never get an offset (FHIR
+forbids it).
 """
 from __future__ import annotations
 
-import os
 import re
 from calendar import isleap
+from datetime import datetime, timezone, tzinfo
 from decimal import Decimal, InvalidOperation
-from functools import lru_cache
 
 from adapters.hl7v2.errors import DataTypeError
 
@@ -29,20 +29,12 @@ _TM = re.compile(r"^(\d{2})(?:(\d{2})(?:(\d{2})(?:\.(\d{1,6}))?)?)?(?:([+-])(\d{
 _NUMBER = re.compile(r"^[+-]?(?:\d+\.?\d*|\.\d+)$")
 
 
-@lru_cache(maxsize=8)
-def _zone(setting: str) -> str:
-    text = setting.strip()
-    if text in ("Z", "z", "UTC", "+00:00", "+0000", "-00:00"):
-        return "+00:00" if text != "Z" else "Z"
-    m = re.fullmatch(r"([+-])(\d{2}):?(\d{2})", text)
-    if not m or int(m[2]) > 14 or int(m[3]) > 59:
-        raise ValueError(f"PULSEBRIDGE_TIMEZONE must be an offset such as +08:00 or -0500, not {setting!r}")
-    return f"{m[1]}{m[2]}:{m[3]}"
-
-
-def default_zone() -> str:
-    """The offset given to v2 times that carry none (env PULSEBRIDGE_TIMEZONE, default +00:00)."""
-    return _zone(os.environ.get("PULSEBRIDGE_TIMEZONE", "+00:00"))
+def _offset(zone: tzinfo, year: str, month: str, day: str, hour: str, minute: str | None, second: str | None) -> str:
+    """The zone's UTC offset at this wall-clock time, as +HH:MM (an IANA zone's DST included)."""
+    moment = datetime(int(year), int(month), int(day), int(hour), int(minute or 0), int(second or 0), tzinfo=zone)
+    seconds = int(moment.utcoffset().total_seconds())  # type: ignore[union-attr]
+    hours, minutes = divmod(abs(seconds) // 60, 60)
+    return f"{'-' if seconds < 0 else '+'}{hours:02d}:{minutes:02d}"
 
 
 _DAYS = (0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
@@ -84,8 +76,9 @@ class Timestamp:
                 out += "-" + self.day
         return out
 
-    def date_time(self, *, instant: bool = False) -> str:
-        """FHIR dateTime: a time keeps its precision down to seconds, with an offset (R4 2.24.0.6)."""
+    def date_time(self, *, instant: bool = False, zone: tzinfo = timezone.utc) -> str:
+        """FHIR dateTime: a time keeps its precision down to seconds, with an offset (R4 2.24.0.6);
+        a time sent without one is read in `zone`."""
         if not self.hour or not self.day:
             if instant:
                 raise DataTypeError(f"{self.date()!r} lacks the time an instant needs")
@@ -93,15 +86,15 @@ class Timestamp:
         time = f"{self.hour}:{self.minute or '00'}:{self.second or '00'}"
         if self.fraction:
             time += "." + self.fraction
-        zone = self.offset or default_zone()
-        if zone == "+00:00" and instant:
-            zone = "Z"
-        return f"{self.date()}T{time}{zone}"
+        offset = self.offset or _offset(zone, self.year, self.month, self.day, self.hour, self.minute, self.second)
+        if offset == "+00:00" and instant:
+            offset = "Z"
+        return f"{self.date()}T{time}{offset}"
 
 
-def date_time(text: str) -> str | None:
+def date_time(text: str, zone: tzinfo = timezone.utc) -> str | None:
     """DTM/TS -> FHIR dateTime."""
-    return Timestamp(text).date_time() if text else None
+    return Timestamp(text).date_time(zone=zone) if text else None
 
 
 def date(text: str) -> str | None:
@@ -109,9 +102,9 @@ def date(text: str) -> str | None:
     return Timestamp(text).date() if text else None
 
 
-def instant(text: str) -> str | None:
+def instant(text: str, zone: tzinfo = timezone.utc) -> str | None:
     """DTM -> FHIR instant (seconds padded when the sender stopped at minutes)."""
-    return Timestamp(text).date_time(instant=True) if text else None
+    return Timestamp(text).date_time(instant=True, zone=zone) if text else None
 
 
 def time(text: str) -> str | None:
@@ -176,6 +169,9 @@ def code(text: str) -> str | None:
     text = " ".join(text.split())
     return text or None
 
+
+# The primitives whose result depends on the conversion's zone: called as f(text, zone).
+ZONED = frozenset({"dateTime", "instant"})
 
 PRIMITIVES = {
     "string": string,

@@ -29,8 +29,13 @@ def convert(paths: tuple[str, ...], pretty: bool, unmapped: str | None) -> None:
     from adapters.hl7v2 import parse
     from adapters.hl7v2.batch import split_messages
     from adapters.hl7v2.errors import HL7Error
+    from gateway.settings import SettingsError, load_settings
     from mappers import convert_message
 
+    try:
+        zone = load_settings().timezone
+    except SettingsError as exc:
+        raise click.UsageError(str(exc)) from None
     option = orjson.OPT_INDENT_2 if pretty else 0
     out = sys.stdout.buffer
     report_stream: IO[bytes] | None = None
@@ -53,7 +58,7 @@ def convert(paths: tuple[str, ...], pretty: bool, unmapped: str | None) -> None:
                 try:
                     message = parse(record.payload)
                     control_id = message.control_id
-                    bundle, report = convert_message(message, record.payload)
+                    bundle, report = convert_message(message, record.payload, zone=zone)
                 except HL7Error as exc:
                     where = f", at {exc.location}" if exc.location is not None and exc.location.segment else ""
                     click.echo(f"{name}: message {record.index + 1} (control id {control_id or '?'}){where}: {exc.reason}", err=True)

@@ -112,3 +112,19 @@ def test_recover_applies_messages_logged_before_a_crash(ingestor: Ingestor, repo
     [result] = Ingestor(repository).recover()
     assert result.status == "accepted" and len(_patients(repository)) == 1
     assert ingestor.log.get(receipt.message_id).status == "applied"  # type: ignore[union-attr]
+
+
+def test_times_without_an_offset_are_read_in_the_configured_zone(repository: Repository) -> None:
+    from zoneinfo import ZoneInfo
+
+    from gateway.settings import Settings
+
+    ingestor = Ingestor(repository, Settings(timezone=ZoneInfo("Asia/Shanghai")))
+    raw = (
+        "MSH|^~\\&|HIS|BJ|PB|PB|20260115083015||ADT^A01^ADT_A01|TZ1|P|2.5\r"
+        "PID|1||TZ-1^^^BJ^MR||WANG^XIAOHONG||19850314\r"
+        "PV1|1|I|||||||||||||||||TZV1|||||||||||||||||||||||||20260115080000\r"
+    ).encode()
+    assert ingestor.ingest(raw, peer="test", transport="test").ack_code == "AA"
+    [encounter] = repository.search(parse_search("Encounter", [])).matches
+    assert encounter["period"]["start"] == "2026-01-15T08:00:00+08:00"

@@ -3,6 +3,8 @@ value types, errors with locations, the unmapped report. Expected values come fr
 named in each test."""
 from __future__ import annotations
 
+from zoneinfo import ZoneInfo
+
 import pytest
 
 from adapters.hl7v2.errors import DataTypeError
@@ -176,3 +178,11 @@ def test_unknown_structures_still_give_patient_and_encounter(convert_er7) -> Non
     bundle, report = convert_er7(MSH.replace("ADT^A01^ADT_A01", "ZZZ^Z01"), "PID|1||1^^^GHH^MR||Doe^John", "PV1|1|O", "ZZ1|x")
     assert {e["resource"]["resourceType"] for e in bundle["entry"]} >= {"Patient", "Encounter", "Provenance"}
     assert report.message_spec == "messages/DEFAULT.yaml"
+
+
+def test_times_without_offset_are_read_in_the_callers_zone() -> None:
+    pv1 = "PV1|1|I|W1^1^1" + "|" * 41 + "20240705083000"  # PV1-44 admit time, no offset
+    utc, _ = convert(er7(MSH, "PID|1||12345^^^GHH^MR||Doe^John", pv1))
+    local, _ = convert(er7(MSH, "PID|1||12345^^^GHH^MR||Doe^John", pv1), zone=ZoneInfo("America/New_York"))
+    assert only(utc, "Encounter")["period"]["start"] == "2024-07-05T08:30:00+00:00"
+    assert only(local, "Encounter")["period"]["start"] == "2024-07-05T08:30:00-04:00"

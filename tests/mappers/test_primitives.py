@@ -1,6 +1,9 @@
 """v2 DTM/DT/TM/NM -> FHIR primitives (mappers.primitives): precision, offsets, impossible dates."""
 from __future__ import annotations
 
+from datetime import timedelta, timezone
+from zoneinfo import ZoneInfo
+
 import pytest
 
 from adapters.hl7v2.errors import DataTypeError
@@ -22,9 +25,9 @@ def test_date_time_keeps_precision_and_offset(text: str, expected: str) -> None:
     assert primitives.date_time(text) == expected
 
 
-def test_time_without_offset_gets_the_configured_zone(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PULSEBRIDGE_TIMEZONE", "+0800")
-    assert primitives.date_time("202403051430") == "2024-03-05T14:30:00+08:00"
+def test_time_without_offset_gets_the_configured_zone() -> None:
+    zone = timezone(timedelta(hours=8))  # PULSEBRIDGE_TIMEZONE=+0800, parsed by gateway.settings
+    assert primitives.date_time("202403051430", zone) == "2024-03-05T14:30:00+08:00"
     assert primitives.date("202403051430") == "2024-03-05"  # a date never carries an offset
 
 
@@ -48,3 +51,10 @@ def test_decimal(text: str, expected: object) -> None:
 def test_time_and_boolean() -> None:
     assert primitives.time("0815") == "08:15:00"
     assert primitives.boolean("Y") is True and primitives.boolean("N") is False and primitives.boolean("X") is None
+
+
+def test_a_named_zone_gives_the_offset_in_force_at_that_time() -> None:
+    new_york = ZoneInfo("America/New_York")  # PULSEBRIDGE_TIMEZONE may name an IANA zone (README)
+    assert primitives.date_time("202401151430", new_york) == "2024-01-15T14:30:00-05:00"
+    assert primitives.date_time("202407151430", new_york) == "2024-07-15T14:30:00-04:00"
+    assert primitives.instant("202407151430+0000", new_york) == "2024-07-15T14:30:00Z"  # a sent offset wins
