@@ -26,6 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Callable
 
 from adapters.hl7v2.mllp import FrameTooLarge, MLLPDecoder, read_messages, write_message
+from gateway.address import split_address
 
 if TYPE_CHECKING:
     from gateway.ingest import Ingestor
@@ -36,13 +37,6 @@ log = logging.getLogger(__name__)
 DEFAULT_MLLP = "127.0.0.1:2575"
 DEFAULT_IDLE_TIMEOUT = 300.0  # seconds a connection may stay silent between frames
 DEFAULT_THREADS = 8
-
-
-def split_address(value: str) -> tuple[str, int]:
-    host, sep, port = value.rpartition(":")
-    if not sep or not host or not port.isdigit():
-        raise ValueError(f"expected HOST:PORT, got {value!r}")
-    return host.strip("[]"), int(port)
 
 
 class MLLPServer:

@@ -5,16 +5,17 @@ import sys
 
 import click
 
+from gateway.address import split_address
 from gateway.commands.inputs import iter_inputs
 
 _ACCEPTED = {"AA", "CA"}
 
 
 def _host_port(value: str) -> tuple[str, int]:
-    host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit() or not host:
-        raise click.BadParameter(f"expected HOST:PORT, got {value!r}")
-    return host.strip("[]"), int(port)
+    try:
+        return split_address(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 @click.command()

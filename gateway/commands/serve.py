@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import click
 
+from gateway.address import split_address
 from gateway.commands.options import db_option
 from gateway.serve import DEFAULT_HTTP, ServeOptions
 
@@ -10,9 +11,10 @@ from gateway.serve import DEFAULT_HTTP, ServeOptions
 def _address(_ctx: click.Context, param: click.Parameter, value: str) -> str:
     if param.name == "mllp" and value.lower() == "off":
         return ""
-    host, _, port = value.rpartition(":")
-    if not host or not port.isdigit():
-        raise click.BadParameter(f"{value!r} is not HOST:PORT")
+    try:
+        split_address(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
     return value
 
 
