@@ -94,6 +94,9 @@ class Settings:
         DEFAULT_FALLBACK, codec_name, "codec for messages with no MSH-18 that are not valid UTF-8 (Chinese HIS send GBK)"
     )
     timezone: tzinfo = setting(timezone.utc, time_zone, "zone for HL7 v2 times sent without an offset")
+    strong_identifiers: str = setting(
+        "NNCHN", str.strip, "identifiers that name one person across sources: v2 0203 type codes and/or system URIs, comma-separated"
+    )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -91,6 +91,7 @@ def test_describe_lists_every_setting() -> None:
         "PULSEBRIDGE_MAX_SEGMENTS",
         "PULSEBRIDGE_FALLBACK_CHARSET",
         "PULSEBRIDGE_TIMEZONE",
+        "PULSEBRIDGE_STRONG_IDENTIFIERS",
     ]
 
 
