@@ -6,7 +6,10 @@ Durability and idempotency (HL7 v2.5 2.9 acknowledgment rules; DESIGN.md "nothin
    anything is applied or acknowledged. Parsing first is side-effect free, so a message that
    fails to parse is logged too (status `rejected`) and answered AR/CR.
 2. In enhanced mode (MSH-15/MSH-16 present, v2.5 2.9.3) the accept ACK (CA) is due once step 1
-   has committed; `accept()` returns it so a transport can send it before processing.
+   has committed; `accept()` returns it so a transport can send it before processing. Whether
+   it is wanted follows MSH-15 (table 0155: AL always, NE never, ER on error, SU on success):
+   `Receipt.mode.accept_ack_wanted(success)`. MLLP sends nothing when it is not wanted; HTTP
+   always answers with it, as a request needs a response.
 3. The Bundle's entries, the source clocks and the log row's `applied` mark are written in ONE
    database transaction (the log joins the repository's unit of work on SQLite and PostgreSQL),
    so either all of a message is stored and marked, or nothing is. Only then AA is sent
@@ -39,7 +42,7 @@ from datetime import tzinfo
 from typing import Any
 
 from adapters.hl7v2 import HL7Error, Message, parse
-from adapters.hl7v2.ack import ack_bytes, ack_for_unparseable, ack_mode
+from adapters.hl7v2.ack import AckMode, ack_bytes, ack_for_unparseable, ack_mode
 from adapters.hl7v2.errors import ApplicationError, DataTypeError
 from adapters.storage.base import BundleEntryRequest, Repository, StorageError
 from adapters.storage.dates import date_range
@@ -77,7 +80,8 @@ class Receipt:
     message_id: int
     raw: bytes
     message: Message | None = None
-    accept_ack: bytes | None = None  # enhanced mode: the CA to send now
+    accept_ack: bytes | None = None  # enhanced mode: the CA (kept for HTTP even when MSH-15 wants none sent)
+    mode: AckMode = AckMode(False)  # MSH-15/MSH-16 as asked; unreadable input counts as original mode
     final: IngestResult | None = None
     header: tuple[str, str, str] = ("", "", "")  # MSH-3, MSH-4, MSH-10 as sent
     notes: list[str] = field(default_factory=list)
@@ -151,7 +155,7 @@ class Ingestor:
             0, utc_now(), peer, transport, application, facility, control_id, message.message_type, digest(raw), raw, RECEIVED,
         ))
         mode = ack_mode(message)
-        receipt = Receipt(message_id, raw, message, header=(application, facility, control_id))
+        receipt = Receipt(message_id, raw, message, header=(application, facility, control_id), mode=mode)
         if mode.enhanced:
             receipt.accept_ack = ack_bytes(message)  # CA: the raw message is durable (v2.5 2.9.3.1)
         return receipt
@@ -200,7 +204,14 @@ class Ingestor:
                     self.log.finish(unit, receipt.message_id, DUPLICATE, original.ack_code,
                                     f"resend of message {original.id}", duplicate_of=original.id)
                 else:
+                    mapped = requests
                     requests, clocks, notes = self._order_guard(unit, requests, event)
+                    from gateway.identity import resolve as resolve_identity  # one person, one record
+
+                    requests, identity_notes = resolve_identity(
+                        requests, message, self.repository, self.settings.strong_identifiers, mapped=mapped
+                    )
+                    notes = [*notes, *identity_notes]
                     results = self.repository.transaction(requests) if requests else []
                     self.log.set_clocks(unit, clocks, receipt.message_id)
                     self.log.finish(unit, receipt.message_id, APPLIED, "AA", "; ".join(notes))

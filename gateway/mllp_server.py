@@ -11,6 +11,10 @@ thread pool, so a slow message on one connection never stalls the event loop. Id
 are closed after `idle_timeout`; an oversize frame is answered AR and the stream carries on;
 broken frames are dropped by the decoder (the sender gets no ACK and resends). SIGTERM stops
 accepting, lets every in-flight message finish and its ACK go out, then closes.
+
+Enhanced mode (v2.5 2.9.3): the accept ACK is sent only when MSH-15 asks for it (AL always, NE
+never, ER only on error, SU only on success); when it is not wanted, nothing is written for that
+frame. A frame that does not parse is always answered (its MSH-15 cannot be trusted).
 """
 from __future__ import annotations
 
@@ -20,7 +24,6 @@ import contextlib
 import logging
 import os
 import signal
-import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Callable
@@ -30,7 +33,7 @@ from gateway.address import split_address
 
 if TYPE_CHECKING:
     from gateway.ingest import Ingestor
-    from gateway.serve import ServeOptions
+    from gateway.serve import Service
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +122,10 @@ class MLLPServer:
             return
         receipt = await self._run(lambda: self.ingestor.accept(item, peer=peer, transport="mllp"))
         if receipt.accept_ack is not None:  # enhanced mode: CA as soon as the message is durable
-            await write_message(writer, receipt.accept_ack)
+            # MSH-15 (table 0155) decides whether the CA goes out at all: NE and ER send nothing
+            # for an accepted message, and the frame simply has no answer on the wire.
+            if receipt.mode.accept_ack_wanted(success=True):
+                await write_message(writer, receipt.accept_ack)
             await self._run(self.ingestor.apply, receipt)
             return
         result = await self._run(self.ingestor.apply, receipt)
@@ -150,32 +156,11 @@ async def serve_forever(db: str, address: str, *, idle_timeout: float = DEFAULT_
     repository.close()
 
 
-def mllp_service(address: str) -> Callable[[ServeOptions], Callable[[], None]]:
+def mllp_service(address: str) -> Service:
     """A `serve` service: the listener as a child process of the gunicorn master, stopped with it."""
+    from gateway.serve import child_process_service
 
-    def start(options: ServeOptions) -> Callable[[], None]:
-        command = [sys.executable, "-m", "gateway.mllp_server", address, "--db", options.db]
-        child = subprocess.Popen(command, preexec_fn=_die_with_parent)  # noqa: S603 - our own module
-
-        def stop() -> None:
-            if child.poll() is None:
-                child.send_signal(signal.SIGTERM)
-                try:
-                    child.wait(timeout=35)
-                except subprocess.TimeoutExpired:
-                    child.kill()
-
-        return stop
-
-    return start
-
-
-def _die_with_parent() -> None:
-    """Linux: the listener gets SIGTERM when the master dies, even by SIGKILL (prctl PR_SET_PDEATHSIG)."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
+    return child_process_service("gateway.mllp_server", address)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -184,7 +169,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="gateway.mllp_server", description="PulseBridge MLLP listener")
     parser.add_argument("address", nargs="?", default=DEFAULT_MLLP)
     parser.add_argument("--db", default=os.environ.get("PULSEBRIDGE_DB", Settings.db))
-    parser.add_argument("--idle-timeout", type=float, default=DEFAULT_IDLE_TIMEOUT)
+    parser.add_argument("--idle-timeout", type=float, default=float(os.environ.get("PULSEBRIDGE_MLLP_IDLE_TIMEOUT") or DEFAULT_IDLE_TIMEOUT))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     asyncio.run(serve_forever(args.db, args.address, idle_timeout=args.idle_timeout))

@@ -7,6 +7,9 @@ HTTP server. Other listeners (MLLP, a watched folder) and start-up work (demo da
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -52,6 +55,37 @@ def prepare_store(db: str) -> None:
     from adapters.storage import open_repository
 
     open_repository(db).close()
+
+
+def child_process_service(module: str, *args: str, stop_timeout: float = 35.0) -> Service:
+    """A service run as `python -m MODULE ARGS... --db URL`, a child of the gunicorn master.
+
+    A separate process keeps its threads out of the master, which forks workers. Stopping sends
+    SIGTERM (the child finishes what is in flight) and SIGKILL after `stop_timeout` seconds."""
+
+    def start(options: ServeOptions) -> Callable[[], None]:
+        command = [sys.executable, "-m", module, *args, "--db", options.db]
+        child = subprocess.Popen(command, preexec_fn=_die_with_parent)  # noqa: S603 - our own module
+
+        def stop() -> None:
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+                try:
+                    child.wait(timeout=stop_timeout)
+                except subprocess.TimeoutExpired:
+                    child.kill()
+
+        return stop
+
+    return start
+
+
+def _die_with_parent() -> None:
+    """Linux: the child gets SIGTERM when the master dies, even by SIGKILL (prctl PR_SET_PDEATHSIG)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
 
 
 def run(options: ServeOptions) -> None:
