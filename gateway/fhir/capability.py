@@ -59,6 +59,10 @@ def _resource(resource_type: str, routes: tuple) -> dict:
         "searchRevInclude": revincludes,
         "searchParam": search_param,
     }
+    operations = [{"name": route.operation.name, "definition": route.operation.definition}
+                  for route in routes if getattr(route, "operation", None) and route.operation.resource_type == resource_type]
+    if operations:
+        entry["operation"] = operations
     if not includes:
         del entry["searchInclude"]
     if not revincludes:

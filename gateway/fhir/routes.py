@@ -7,7 +7,17 @@ from typing import Callable
 from flask import Blueprint, request
 
 from gateway.fhir import interactions as on
+from gateway.fhir import operations as op
 from gateway.fhir.representation import check_acceptable
+
+
+@dataclass(frozen=True)
+class Operation:
+    """A named operation on one resource type and its OperationDefinition (CapabilityStatement.rest.resource.operation)."""
+
+    name: str
+    resource_type: str
+    definition: str
 
 
 @dataclass(frozen=True)
@@ -20,6 +30,7 @@ class Route:
     interactions: tuple[str, ...]
     level: str  # "instance", "type" or "system"
     conditional: bool = False  # If-None-Exist on create, search criteria on update, If-None-Match on read
+    operation: Operation | None = None
 
 
 ROUTES: tuple[Route, ...] = (
@@ -36,6 +47,10 @@ ROUTES: tuple[Route, ...] = (
     Route("/<resource_type>/<resource_id>", "DELETE", on.delete, ("delete",), "instance"),
     Route("/<resource_type>/<resource_id>/_history", "GET", on.history_instance, ("history-instance",), "instance"),
     Route("/<resource_type>/<resource_id>/_history/<version_id>", "GET", on.vread, ("vread",), "instance"),
+    Route("/Patient/<resource_id>/$everything", "GET", op.patient_everything, (), "instance",
+          operation=Operation("everything", "Patient", op.EVERYTHING_DEFINITION)),
+    Route("/Encounter/<resource_id>/$summary", "GET", op.encounter_summary, (), "instance",
+          operation=Operation("summary", "Encounter", op.ENCOUNTER_SUMMARY_DEFINITION)),
 )
 
 

@@ -1,0 +1,102 @@
+"""One short handler per FHIR operation this server declares (FHIR R4 operations.html); routes.py lists them."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from flask import Response, current_app, request
+
+from adapters.storage.dates import InvalidDate, date_range
+from gateway.fhir import bundles
+from gateway.fhir.capability import supported_types
+from gateway.fhir.compartment import RecordFilter, linked_patient_ids, patient_record
+from gateway.fhir.context import fhir_base, page_size_limits, repository
+from gateway.fhir.outcome import BadRequest
+from gateway.fhir.representation import fhir_response, is_pretty
+
+EVERYTHING_DEFINITION = "http://hl7.org/fhir/OperationDefinition/Patient-everything"
+ENCOUNTER_SUMMARY_DEFINITION = "urn:pulsebridge:OperationDefinition:Encounter-summary"
+
+
+def _respond(body: dict, headers: dict[str, str] | None = None) -> Response:
+    return fhir_response(body, 200, pretty=is_pretty(request), headers=headers)
+
+
+def _care_date(name: str) -> str | None:
+    """start/end of $everything: a FHIR date (patient-operation-everything.html, 'care dates')."""
+    value = request.args.get(name)
+    if value is None:
+        return None
+    try:
+        date_range(value)
+    except InvalidDate:
+        raise BadRequest(f"{name} {value!r} is not a FHIR date such as 2024-01-31", expression=[name]) from None
+    return value
+
+
+def _since() -> datetime | None:
+    value = request.args.get("_since")
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise BadRequest(f"_since {value!r} is not an instant such as 2024-01-31T08:00:00Z", expression=["_since"]) from None
+    if moment.tzinfo is None:
+        raise BadRequest(f"_since {value!r} needs a timezone (R4 instant)", expression=["_since"])
+    return moment
+
+
+def _types() -> frozenset[str] | None:
+    """_type: one or more parameters, each a comma-separated list of resource types."""
+    values = request.args.getlist("_type")
+    if not values:
+        return None
+    types = frozenset(name.strip() for value in values for name in value.split(",") if name.strip())
+    unknown = sorted(types - supported_types())
+    if unknown:
+        raise BadRequest(f"_type names resource types this server does not serve: {', '.join(unknown)}", expression=["_type"])
+    return types
+
+
+def _paging() -> tuple[int, int]:
+    default_count, max_count = page_size_limits()
+    try:
+        count = int(request.args.get("_count", default_count))
+        offset = int(request.args.get(bundles.OFFSET_PARAMETER, 0))
+    except ValueError:
+        raise BadRequest("_count and _offset must be integers") from None
+    if count < 1 or offset < 0:
+        raise BadRequest("_count must be at least 1 and _offset must not be negative")
+    return min(count, max_count), offset
+
+
+def patient_everything(resource_id: str) -> Response:
+    """GET [base]/Patient/[id]/$everything (patient-operation-everything.html): the patient, every linked patient,
+    their compartments and the resources those refer to, as a searchset paged in (resourceType, id) order."""
+    record_filter = RecordFilter(start=_care_date("start"), end=_care_date("end"), since=_since(), types=_types())
+    count, offset = _paging()
+    store = repository()
+    record = patient_record(store, linked_patient_ids(store, resource_id), record_filter)
+    page = record[offset:offset + count]
+    kept = [(name, value) for name in ("start", "end", "_since", "_type") for value in request.args.getlist(name)]
+    url = f"{fhir_base()}/Patient/{resource_id}/$everything"
+    links = bundles.paging_links(url, kept, offset=offset, count=count, total=len(record), page_size=len(page))
+    bundle: dict = {"resourceType": "Bundle", "type": "searchset", "total": len(record), "link": links}
+    base = fhir_base()
+    if page:
+        bundle["entry"] = [
+            {"fullUrl": f"{base}/{resource['resourceType']}/{resource['id']}", "resource": resource, "search": {"mode": "match"}}
+            for resource in page
+        ]
+    return _respond(bundle)
+
+
+def encounter_summary(resource_id: str) -> Response:
+    """GET [base]/Encounter/[id]/$summary: the visit summary as a FHIR document Bundle (documents.html)."""
+    from gateway.summary.document import visit_summary
+    from gateway.summary.language import negotiate
+
+    language = negotiate(request.args.get("_language"), request.headers.get("Accept-Language"),
+                         current_app.config.get("SUMMARY_LANGUAGE"))
+    document = visit_summary(repository(), resource_id, fhir_base(), language)
+    return _respond(document, {"Content-Language": language, "Vary": "Accept-Language"})

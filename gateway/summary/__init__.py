@@ -1,0 +1,1 @@
+"""Structured visit summaries as FHIR documents (FHIR R4 documents.html): gathering, narrative and assembly."""
