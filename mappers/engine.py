@@ -10,8 +10,12 @@ Two passes over the message (HL7 v2-to-FHIR IG, "Message" sheets):
 
 Speed (issue 3 benchmark): each map's rows are compiled once per process into one Python
 function (`compile_map`; `interpret_map` is the same semantics as a plain loop, and the tests
-check that both agree on the whole corpus); field repetitions, scope lookups and ids are cached
-per conversion, never across messages; resources stay plain dicts until orjson serialises them.
+check that both agree on the whole corpus). The generated code tests emptiness and simple `when`
+clauses on the raw strings the reader split, and converts one component's text with a primitive
+without making a Value; a segment map skips rows whose field of its own segment is empty before
+anything else. Field repetitions, scope lookups and ids are cached per conversion, never across
+messages; resources stay plain dicts until orjson serialises them; the unmapped report is
+worked out only when read (mappers.report).
 """
 from __future__ import annotations
 
@@ -21,7 +25,8 @@ from datetime import timezone, tzinfo
 from typing import Any, Callable
 
 from adapters.hl7v2.errors import DataTypeError, Location
-from adapters.hl7v2.message import Message, Segment, Value
+from adapters.hl7v2.escape import unescape
+from adapters.hl7v2.message import COMPONENT, Message, Segment, Value
 from mappers import functions, ids, vocab
 from mappers.paths import merge, prune
 from mappers.primitives import PRIMITIVES, ZONED
@@ -254,35 +259,70 @@ def interpret_map(m: Map, ctx: Context, out: dict[str, Any] | None = None) -> An
 
 def compile_map(m: Map, specs: Specs) -> Callable[[Context, dict[str, Any]], Any]:
     """Generate, compile and cache (on m.compiled) the function applying m's rows in order."""
-    env: dict[str, Any] = {"DataTypeError": DataTypeError, "_locate": _locate, "isinstance": isinstance, "M": m}
+    env: dict[str, Any] = {"DataTypeError": DataTypeError, "_locate": _locate, "isinstance": isinstance, "M": m,
+                           "_split": _split_value, "unescape": unescape,
+                           "_component_text": _component_text}
     lines = ["def run(ctx, out):", "    scalar = None"]
-    if any(row.part >= 0 for row in m.rows):
-        lines += ["    parts = ctx._parts", "    if parts is None:", "        parts = ctx.parts()", "    nparts = len(parts)"]
+    if any(row.part >= 0 for row in m.rows) or any(_inline_condition(row.when) for row in m.rows if row.when is not None):
+        # the value's components as sent (raw strings), split once; Values are made only for rows that need them
+        lines += ["    whole = ctx.value", "    pieces, leaf_sep, delims = _split(whole)", "    nparts = len(pieces)"]
+    own_rows = m.is_segment and any(r.source is not None and r.source.segment == m.datatype for r in m.rows)
+    if own_rows:  # a row reading an empty field of the map's own segment is skipped before anything else
+        lines += ["    seg = ctx.segment", f"    fields = seg.fields if seg is not None and seg.fields[0] == {m.datatype!r} else None",
+                  "    nfields = len(fields) if fields is not None else 0",
+                  "    place = ctx.place", "    preps = place.reps if fields is not None and place is not None else None"]
     for i, row in enumerate(m.rows):
         env[f"R{i}"] = row
         env[f"E{i}"] = row.evaluate or _evaluator(row, specs)
         lines.append(f"    # row {i + 1}: {(row.label or '-')!s:.40} -> {row.target.text if row.target else '-'!s:.60}".replace("\n", " ").replace("\r", " "))
         indent = "    "
-        if row.part >= 0:  # a component of the value: skip at once when it is empty
-            lines.append(f"{indent}if nparts > {row.part} and parts[{row.part}].raw:")
+        k = row.part
+        if own_rows and row.source is not None and row.source.segment == m.datatype:
+            lines.append(f"{indent}if fields is None or (nfields > {row.source.field} and fields[{row.source.field}]):")
+            indent += "    "
+        if k >= 0:  # a component of the value: skip at once when it is empty
+            lines.append(f"{indent}if nparts > {k} and pieces[{k}]:")
             indent += "    "
         if row.when is not None:
-            env[f"W{i}"] = row.when
-            lines.append(f"{indent}if W{i}(ctx):")
+            inline = _inline_condition(row.when, env, f"C{i}_")
+            if inline is None:
+                env[f"W{i}"] = row.when
+                inline = f"W{i}(ctx)"
+            lines.append(f"{indent}if {inline}:")
             indent += "    "
-        single = row.source is None or (row.part >= 0 and row.source.subcomponent is None)
+        single = row.source is None or (k >= 0 and row.source.subcomponent is None)
+        text_row = k >= 0 and single and _text_evaluator(row) is not None
         if row.source is None:
             lines.append(f"{indent}value = ctx.value")  # datatype maps: the value itself; segment maps: None
         elif single:
-            lines += [f"{indent}value = parts[{row.part}]", f"{indent}if value.raw != '\"\"':"]
+            lines.append(f"{indent}if pieces[{k}] != '\"\"':")
             indent += "    "
+            if text_row:  # a primitive from one component: its decoded text, without a Value (= Value.text)
+                lines += [
+                    f"{indent}text = pieces[{k}].partition(leaf_sep)[0] if leaf_sep else pieces[{k}]",
+                    f"{indent}if delims is not None and delims.escape in text:",
+                    f"{indent}    text = unescape(text, delims)",
+                ]
+            else:
+                lines.append(f"{indent}value = whole[{k + 1}]")
+        elif own_rows and row.source.segment == m.datatype and not row.every and row.source.repetition is None and row.source.component is None:
+            # the first repetition of a field of the map's own segment (the commonest read): Source.read, inlined
+            env[f"S{i}"] = row.source.read
+            lines += [f"{indent}for n, value in enumerate(S{i}(ctx, False) if preps is None else preps({row.source.field})[:1]):",
+                      f"{indent}    if value.raw != '' and value.raw != '\"\"':"]
+            indent += "        "
         else:
             env[f"S{i}"] = row.source.read
             lines.append(f"{indent}for n, value in enumerate(S{i}(ctx, {row.every})):")
             indent += "    "
+        if text_row:
+            env[f"T{i}"], call = _text_evaluator(row)  # type: ignore[misc]
+            call = call.replace("F", f"T{i}")
+        else:
+            call = f"E{i}(value, ctx)"
         lines += [
             f"{indent}try:",
-            f"{indent}    result = E{i}(value, ctx)",
+            f"{indent}    result = {call}",
             f"{indent}except DataTypeError as exc:",
             f"{indent}    raise _locate(exc, M, R{i}, ctx, {'0' if single else 'n'}) from None",
             f"{indent}if result is not None:",
@@ -313,6 +353,78 @@ def compile_map(m: Map, specs: Specs) -> Callable[[Context, dict[str, Any]], Any
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)  # readable tracebacks
     m.compiled = env["run"]
     return m.compiled
+
+
+def _split_value(value: Value | None) -> tuple[list[str] | tuple[()], str | None, Any]:
+    """(raw children, separator ending a child's first leaf or None, delimiters or None) of the value a
+    datatype map reads; a leaf is its own only child (Value.parts). A child's text is then
+    `raw.partition(sep)[0]`, unescaped when it holds the escape character: Value.text, inlined."""
+    if value is None:
+        return (), None, None
+    pieces = value.pieces()
+    d = value._d
+    if pieces is None:
+        return [value.raw], None, d
+    return pieces, (d.subcomponent if value._level + 1 == COMPONENT else None), d
+
+
+def _inline_condition(when: Any, env: dict[str, Any] | None = None, name: str = "") -> str | None:
+    """Python source for a datatype map's `when`, testing `CWE.1 valued` / `not valued` / `HD.3 = ISO|UUID`
+    clauses on the raw components as sources.Source.read would (valued: neither empty nor `\"\"`);
+    other clauses are called (put in env as name0, name1...). None when no clause can be inlined."""
+    clauses = getattr(when, "clauses", None) or [when]
+    tests = []
+    inlined = False
+    for j, clause in enumerate(clauses):
+        valued = getattr(clause, "valued", None)
+        equals = getattr(clause, "equals", None)
+        src = (valued or equals or (None,))[0]
+        if src is None or src.segment is not None or src.component is None or src.subcomponent is not None:
+            if env is not None:
+                env[f"{name}{j}"] = clause
+            tests.append(f"{name}{j}(ctx)")
+            continue
+        inlined = True
+        k = src.component - 1
+        if valued is not None:
+            test = f"(nparts > {k} and pieces[{k}] != '' and pieces[{k}] != '\"\"')"
+            tests.append(test if valued[1] else f"not {test}")
+        else:
+            if env is not None:
+                env[f"{name}{j}"] = equals[1]
+            tests.append(f"_component_text(pieces, {k}, leaf_sep, delims) {'in' if equals[2] else 'not in'} {name}{j}")
+    return " and ".join(tests) if inlined else None
+
+
+def _component_text(pieces: list[str], k: int, leaf_sep: str | None, delims: Any) -> str:
+    """Stripped decoded text of component k (see _split_value); '' when empty or `\"\"`."""
+    if k >= len(pieces):
+        return ""
+    raw = pieces[k]
+    if not raw or raw == '""':
+        return ""
+    if leaf_sep:
+        raw = raw.partition(leaf_sep)[0]
+    if delims is not None and delims.escape in raw:
+        raw = unescape(raw, delims)
+    return raw.strip()
+
+
+def _text_evaluator(row: Row) -> tuple[Callable[..., Any], str] | None:
+    """(function, call with F for it) when a row just converts the decoded text of its value with a
+    primitive (`_evaluator`'s base for a `type:` primitive or no type, without format/vocab)."""
+    if row.value is not None or row.fn is not None or row.format is not None or row.vocab is not None:
+        return None
+    if row.type is None:
+        return _stripped, "F(text)"
+    primitive = PRIMITIVES.get(row.type)
+    if primitive is None:
+        return None
+    return primitive, ("F(text, ctx.state.zone)" if row.type in ZONED else "F(text)")
+
+
+def _stripped(text: str) -> str | None:
+    return text.strip() or None
 
 
 def _locate(exc: DataTypeError, m: Map, row: Row, ctx: Context, n: int) -> DataTypeError:

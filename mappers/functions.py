@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+from functools import lru_cache
 from types import ModuleType
 from urllib.parse import quote
 from typing import TYPE_CHECKING, Any, Callable
@@ -142,6 +143,15 @@ def encapsulated_data(ctx: Context, value: Value | None, args: dict[str, Any]) -
 _LOCATION_SYSTEM = "urn:pulsebridge:location:"  # + the sending facility (MSH-4), percent-encoded
 
 
+@lru_cache(maxsize=256)
+def _location_system(facility: str) -> str:
+    """The identifier system of the Locations a sending facility's PLs name (percent-encoded once per facility)."""
+    return _LOCATION_SYSTEM + quote(facility, safe="")
+
+
+_PHYSICAL_TYPE = "http://terminology.hl7.org/CodeSystem/location-physical-type"
+
+
 def location_hierarchy(ctx: Context, value: Value | None, args: dict[str, Any]) -> dict[str, str] | None:
     """PL -> Locations, most specific first, each partOf the next valued level (IG PL[Location]).
 
@@ -155,28 +165,34 @@ def location_hierarchy(ctx: Context, value: Value | None, args: dict[str, Any]) 
     present = [(c, t) for c, t in levels if value[c].text.strip()]
     if not present:
         return None
+    state = ctx.state
+    system = _location_system(state.facility)
     parent_ref: dict[str, str] | None = None
     chain_names: list[str] = []
+    most_specific = present[0][0]
     for comp, physical in reversed(present):  # from the facility down, so ids include the parents
         part = value[comp]
         name = part[1].text.strip()
-        chain_names.append(name or part[2].text.strip())
+        other_id = part[2].text.strip()
+        chain_names.append(name or other_id)
         body: dict[str, Any] = {
             "name": name or None,
             "mode": "instance",
-            "physicalType": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/location-physical-type", "code": physical}]},
+            "physicalType": {"coding": [{"system": _PHYSICAL_TYPE, "code": physical}]},
             # identity within the hierarchy: the names from the facility down to this level
-            "identifier": [{"system": _LOCATION_SYSTEM + quote(ctx.state.facility, safe=""), "value": "/".join(chain_names)}],
+            "identifier": [{"system": system, "value": "/".join(chain_names)}],
         }
-        if part[2].text.strip() and part[3].text.strip().upper() in ("ISO", "UUID"):
-            prefix = "urn:oid:" if part[3].text.strip().upper() == "ISO" else "urn:uuid:"
-            body["identifier"].insert(0, {"system": "urn:ietf:rfc:3986", "value": prefix + part[2].text.strip()})
-        description = value[9].text.strip() if comp == present[0][0] else ""
+        if other_id:
+            id_type = part[3].text.strip().upper()
+            if id_type in ("ISO", "UUID"):
+                prefix = "urn:oid:" if id_type == "ISO" else "urn:uuid:"
+                body["identifier"].insert(0, {"system": "urn:ietf:rfc:3986", "value": prefix + other_id})
+        description = value[9].text.strip() if comp == most_specific else ""
         if description:
             body["description"] = description
         if parent_ref is not None:
             body["partOf"] = parent_ref
-        parent_ref = add_resource(ctx.state, "Location", body)
+        parent_ref = add_resource(state, "Location", body)
     return parent_ref
 
 

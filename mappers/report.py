@@ -2,8 +2,9 @@
 
 Each unmapped field carries the IG checklist rows for that element (from
 mappers/data/ig-checklist.json, derived from the IG's v2-to-fhir-checklist.jsonl), so an auditor
-sees what the IG would do with it. Building the report costs a set difference per segment;
-the IG rows are looked up only when the report is rendered (`as_dict`).
+sees what the IG would do with it. A conversion only notes which fields its maps read per
+segment; the unmapped list is worked out on first access and the IG rows are looked up only
+when the report is rendered (`as_dict`).
 """
 from __future__ import annotations
 
@@ -28,22 +29,48 @@ def ig_rows() -> dict[str, list[dict[str, str]]]:
     return orjson.loads(CHECKLIST.read_bytes())["rows"]
 
 
-@dataclass
+@dataclass(eq=False)
 class ConversionReport:
-    """Unmapped fields, vocabulary misses and segments no map placed, for one message."""
+    """Unmapped fields, vocabulary misses and segments no map placed, for one message.
+
+    `unmapped` is worked out on first access from what `segment_done` recorded, so a caller
+    that never reads the report (the benchmark, `convert` without --unmapped) does not pay for it."""
 
     message_spec: str = ""
-    unmapped: list[tuple[str, int, int]] = field(default_factory=list)  # (segment id, sequence, field)
+    _unmapped: list[tuple[str, int, int]] | None = field(default=None, repr=False)
     vocabulary: list[dict[str, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    _done: list[tuple[Segment, set[int] | frozenset[int]]] = field(default_factory=list, repr=False, compare=False)
+
+    @property
+    def unmapped(self) -> list[tuple[str, int, int]]:
+        """(segment id, sequence, field) of each populated field no applied map reads, in message order."""
+        found = self._unmapped
+        if found is None:
+            found = self._unmapped = []
+        if self._done:
+            for seg, read in self._done:
+                fields = seg.fields
+                sid = fields[0]
+                start = 3 if sid == "MSH" else 1  # MSH-1/MSH-2 are the delimiters
+                seq = seg.sequence
+                found += [(sid, seq, n) for n in range(start, len(fields)) if n not in read and fields[n] and fields[n] != '""']
+            self._done.clear()
+        return found
+
+    @unmapped.setter
+    def unmapped(self, value: list[tuple[str, int, int]]) -> None:
+        self._done.clear()
+        self._unmapped = list(value)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ConversionReport):
+            return NotImplemented
+        return (self.message_spec, self.unmapped, self.vocabulary, self.notes) == (other.message_spec, other.unmapped, other.vocabulary, other.notes)
 
     def segment_done(self, seg: Segment, read: set[int] | frozenset[int]) -> None:
-        """Record the populated fields of seg that no applied map reads."""
-        fields = seg.fields
-        sid = fields[0]
-        start = 3 if sid == "MSH" else 1  # MSH-1/MSH-2 are the delimiters
-        seq = seg.sequence
-        self.unmapped += [(sid, seq, n) for n in range(start, len(fields)) if n not in read and fields[n] and fields[n] != '""']
+        """Note the fields of seg that the applied maps read; the unmapped ones are listed on access."""
+        self._done.append((seg, read))
 
     def vocabulary_miss(self, ctx: Context, source: str, map_name: str, code: str) -> None:
         seg = ctx.segment

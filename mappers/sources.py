@@ -147,15 +147,21 @@ _CALL = re.compile(r"^(?P<neg>not\s+)?(?P<name>[a-z_][a-z0-9_]*)\((?P<path>[^)]*
 
 
 def compile_condition(text: str, datatype: str | None, predicates: dict[str, Callable[..., bool]]) -> Predicate:
-    """Compile a `when` string into a predicate over the context."""
+    """Compile a `when` string into a predicate over the context. A `valued` clause carries
+    `.valued = (Source, wanted)`, an `=`/`!=` clause `.equals = (Source, values, is_equal)` and an
+    `and` its `.clauses`, so generated code can test them inline."""
     clauses = [c.strip() for c in re.split(r"\s+and\s+", str(text).strip()) if c.strip()]
     tests = [_clause(c, datatype, predicates, text) for c in clauses]
     if len(tests) == 1:
         return tests[0]
     if len(tests) == 2:
         first, second = tests
-        return lambda ctx: first(ctx) and second(ctx)
-    return lambda ctx: all(t(ctx) for t in tests)
+        both: Predicate = lambda ctx: first(ctx) and second(ctx)  # noqa: E731
+        both.clauses = tests  # type: ignore[attr-defined]
+        return both
+    every: Predicate = lambda ctx: all(t(ctx) for t in tests)  # noqa: E731
+    every.clauses = tests  # type: ignore[attr-defined]
+    return every
 
 
 def _clause(clause: str, datatype: str | None, predicates: dict[str, Callable[..., bool]], whole: str) -> Predicate:
@@ -182,10 +188,16 @@ def _clause(clause: str, datatype: str | None, predicates: dict[str, Callable[..
     if m["op"] is None:
         read = src.read
         if m["not"]:
-            return lambda ctx: not read(ctx, False)
-        return lambda ctx: bool(read(ctx, False))
+            test: Predicate = lambda ctx: not read(ctx, False)  # noqa: E731
+        else:
+            test = lambda ctx: bool(read(ctx, False))  # noqa: E731
+        test.valued = (src, not m["not"])  # type: ignore[attr-defined]  # for engine.compile_map to inline
+        return test
     wanted = frozenset(v.strip().strip('"') for v in m["vals"].split("|"))
     read = src.read
     if m["op"] == "=":
-        return lambda ctx: ((found := read(ctx, False)) and found[0].text.strip() or "") in wanted
-    return lambda ctx: ((found := read(ctx, False)) and found[0].text.strip() or "") not in wanted
+        test = lambda ctx: ((found := read(ctx, False)) and found[0].text.strip() or "") in wanted  # noqa: E731
+    else:
+        test = lambda ctx: ((found := read(ctx, False)) and found[0].text.strip() or "") not in wanted  # noqa: E731
+    test.equals = (src, wanted, m["op"] == "=")  # type: ignore[attr-defined]  # for engine.compile_map to inline
+    return test

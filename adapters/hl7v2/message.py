@@ -25,12 +25,14 @@ class Value:
     first component, as HL7 receivers do (v2.5 2.6.3).
     """
 
-    __slots__ = ("raw", "_d", "_level")
+    __slots__ = ("raw", "_d", "_level", "_pieces", "_parts")
 
     def __init__(self, raw: str, delimiters: Delimiters | None, level: int = REPETITION) -> None:
         self.raw = raw
         self._d = delimiters  # None: a literal (MSH-1, MSH-2), never split or unescaped
         self._level = level
+        self._pieces: list[str] | None = None  # raw children, split on first use (values are immutable)
+        self._parts: list[Value] | None = None
 
     def _separator(self) -> str | None:
         d = self._d
@@ -38,23 +40,38 @@ class Value:
             return None
         return d.component if self._level == REPETITION else d.subcomponent
 
+    def pieces(self) -> list[str] | None:
+        """The raw (undecoded) children, split once per Value; None for a leaf (a subcomponent or a literal)."""
+        pieces = self._pieces
+        if pieces is None:
+            sep = self._separator()
+            if sep is None:
+                return None
+            pieces = self._pieces = self.raw.split(sep)
+        return pieces
+
     def parts(self) -> list[Value]:
-        """The children (components of a repetition, subcomponents of a component)."""
-        sep = self._separator()
-        if sep is None:
-            return [self]
-        level = self._level + 1
-        return [Value(p, self._d, level) for p in self.raw.split(sep)]
+        """The children (components of a repetition, subcomponents of a component); do not mutate."""
+        parts = self._parts
+        if parts is None:
+            pieces = self.pieces()
+            if pieces is None:
+                parts = [self]
+            else:
+                d, level = self._d, self._level + 1
+                parts = [Value(p, d, level) for p in pieces]
+            self._parts = parts
+        return parts
 
     def __getitem__(self, index: int) -> Value:
-        sep = self._separator()
-        if sep is None:
+        pieces = self.pieces()
+        if pieces is None:
             return self if index == 1 else Value("", self._d, SUBCOMPONENT)
         if index < 1:
             raise IndexError("HL7 positions are 1-based")
-        if index == 1 and sep not in self.raw:
-            return Value(self.raw, self._d, self._level + 1)
-        pieces = self.raw.split(sep)
+        parts = self._parts
+        if parts is not None and index <= len(parts):
+            return parts[index - 1]
         return Value(pieces[index - 1] if index <= len(pieces) else "", self._d, self._level + 1)
 
     @property
