@@ -7,6 +7,10 @@ Prints resources/s for ingest through Repository.transaction() (PUT entries with
 ids, as the HL7 mappers send them) beside a baseline in the same run: a raw executemany of the
 same orjson documents into a bare two-column table. Then search p50/p99 over random patients,
 codes and date ranges, and read latency. The HTTP-level figures are measured separately.
+
+`--before DIR` also ingests the same dataset with the storage code of another checkout (e.g. a
+`git worktree` of the previous commit) in a child process, alternating with this one, and prints
+the ratio: on a shared 2-core machine only same-run ratios are comparable.
 """
 from __future__ import annotations
 
@@ -115,6 +119,46 @@ def baseline_pg(resources: list[dict], url: str, schema: str) -> float:
     return rate
 
 
+_CHILD = """
+import gc, os, sys, tempfile
+sys.path.insert(0, sys.argv[1])
+from adapters.storage.sqlite import SQLiteRepository  # first: bench_storage puts this checkout on sys.path
+sys.path.insert(0, sys.argv[2])
+from bench_storage import dataset, ingest
+resources = dataset(int(sys.argv[3]), int(sys.argv[4]))
+gc.collect()
+gc.freeze()
+with tempfile.TemporaryDirectory() as tmp:
+    repo = SQLiteRepository(f"sqlite:///{os.path.join(tmp, 'child.db')}")
+    print(ingest(repo, resources, int(sys.argv[5])))
+    repo.close()
+"""
+
+
+def ingest_rate_of(tree: str, patients: int, per_patient: int, batch: int) -> float:
+    """SQLite ingest rate of the storage code in checkout `tree`, same dataset, in a fresh process."""
+    import subprocess
+
+    bench_dir = str(Path(__file__).resolve().parent)
+    out = subprocess.run(
+        [sys.executable, "-c", _CHILD, str(Path(tree).resolve()), bench_dir, str(patients), str(per_patient), str(batch)],
+        check=True, capture_output=True, text=True, cwd=tree,
+    ).stdout
+    return float(out.strip().splitlines()[-1])
+
+
+def compare_with(tree: str, patients: int, per_patient: int, batch: int, rounds: int) -> None:
+    """Alternate runs of `tree` and this checkout; print each rate and the ratio of the medians."""
+    here = str(Path(__file__).resolve().parent.parent)
+    before, after = [], []
+    for _ in range(rounds):
+        before.append(ingest_rate_of(tree, patients, per_patient, batch))
+        after.append(ingest_rate_of(here, patients, per_patient, batch))
+    print(f"sqlite ingest before ({tree}): {', '.join(f'{r:,.0f}' for r in before)} resources/s")
+    print(f"sqlite ingest after  ({here}): {', '.join(f'{r:,.0f}' for r in after)} resources/s")
+    print(f"sqlite ingest ratio after/before (medians): {statistics.median(after) / statistics.median(before):.2f}")
+
+
 def percentile(samples: list[float], p: float) -> float:
     ordered = sorted(samples)
     return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
@@ -156,7 +200,11 @@ def main() -> int:
     parser.add_argument("--queries", type=int, default=1000)
     parser.add_argument("--sqlite", default=None, help="database file (default: a temporary file)")
     parser.add_argument("--pg", default=os.environ.get("PULSEBRIDGE_TEST_PG"), help="PostgreSQL URL (optional)")
+    parser.add_argument("--before", default=None, help="another checkout to compare SQLite ingest with")
+    parser.add_argument("--rounds", type=int, default=2, help="alternating runs per checkout with --before")
     args = parser.parse_args()
+    if args.before:
+        compare_with(args.before, args.patients, args.per_patient, args.batch, args.rounds)
     resources = dataset(args.patients, args.per_patient)
     # The generated dataset (millions of objects) is benchmark scaffolding: keep the cyclic GC from
     # rescanning it during measurements, as a server process would not hold it.

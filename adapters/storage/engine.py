@@ -14,6 +14,7 @@ import uuid
 from abc import abstractmethod
 from contextlib import AbstractContextManager
 from datetime import datetime
+from functools import lru_cache
 from typing import Any, Protocol
 from urllib.parse import parse_qsl
 
@@ -56,6 +57,11 @@ class UnitOfWork(Protocol):
 
     def lock(self, key: str) -> None:
         """Serialise conditional writes on the same criteria across processes."""
+
+
+@lru_cache(maxsize=64)  # a transaction Bundle stamps many resources within one millisecond
+def _instant(micros: int) -> tuple[str, int, datetime]:
+    return format_instant(micros), micros, to_datetime(micros)
 
 
 def new_id() -> str:
@@ -108,6 +114,15 @@ def rewrite_references(value: Any, mapping: dict[str, str]) -> Any:
     return value
 
 
+def conditional_references(resource: dict) -> set[str]:
+    """Every `Type?query` reference in a resource (R4 bundle.html#transaction, conditional references)."""
+    found: set[str] = set()
+    # a serialised scan finds the rare resource with a '?' anywhere far faster than a walk
+    if b"?" in orjson.dumps(resource):
+        _conditional_references(resource, found)
+    return found
+
+
 def _conditional_references(value: Any, found: set[str]) -> None:
     if isinstance(value, dict):
         ref = value.get("reference")
@@ -121,6 +136,7 @@ def _conditional_references(value: Any, found: set[str]) -> None:
             _conditional_references(v, found)
 
 
+@lru_cache(maxsize=4096)  # a transaction looks at each entry's url several times
 def _split_url(url: str) -> tuple[str, str | None, str | None]:
     """'Patient/1/_history/2?x' -> ('Patient', '1', '2'); query strings are handled separately."""
     path = url.split("?", 1)[0].strip("/")
@@ -212,10 +228,11 @@ class VersionedStore(Repository):
     # -- the semantics -----------------------------------------------------------------------
 
     @staticmethod
-    def _now() -> tuple[str, int]:
+    def _now() -> tuple[str, int, datetime]:
+        """(meta.lastUpdated text, UTC microseconds, datetime) of this millisecond."""
         micros = now_micros()
         micros -= micros % 1000  # lastUpdated is served with millisecond precision
-        return format_instant(micros), micros
+        return _instant(micros)
 
     def _search(self, uow: UnitOfWork, query: SearchQuery) -> SearchResult:
         total, matches, included = uow.search(query)
@@ -249,9 +266,9 @@ class VersionedStore(Repository):
                 assert current is not None
                 return WriteOutcome(current, created=False, changed=False)
         resource_id = assigned_id or new_id()
-        instant, micros = self._now()
+        instant, _, when = self._now()
         stamped = stamp({**resource, "id": resource_id}, 1, instant)
-        version = Version(resource_type, resource_id, 1, to_datetime(micros), stamped, "POST")
+        version = Version(resource_type, resource_id, 1, when, stamped, "POST")
         uow.put(version, index_resource(stamped), True)
         return WriteOutcome(version, created=True)
 
@@ -266,9 +283,9 @@ class VersionedStore(Repository):
         if current is not None and not current.deleted and _content(current.resource) == _content(resource):
             return WriteOutcome(current, created=False, changed=False)
         version_id = current.version_id + 1 if current else 1
-        instant, micros = self._now()
+        instant, _, when = self._now()
         stamped = stamp(resource, version_id, instant)
-        version = Version(resource_type, resource_id, version_id, to_datetime(micros), stamped, "PUT")
+        version = Version(resource_type, resource_id, version_id, when, stamped, "PUT")
         uow.put(version, index_resource(stamped), current is None)
         return WriteOutcome(version, created=current is None or current.deleted)
 
@@ -278,8 +295,8 @@ class VersionedStore(Repository):
             raise VersionConflict(f"{resource_type}/{resource_id}: If-Match {if_match} does not match")
         if current is None or current.deleted:
             return None
-        _, micros = self._now()
-        version = Version(resource_type, resource_id, current.version_id + 1, to_datetime(micros), None, "DELETE")
+        _, _, when = self._now()
+        version = Version(resource_type, resource_id, current.version_id + 1, when, None, "DELETE")
         uow.put(version, None, False)
         return version
 
@@ -318,9 +335,8 @@ class VersionedStore(Repository):
         # 2. conditional references `Patient?identifier=...` must name exactly one resource
         found: set[str] = set()
         for entry in entries:
-            # a serialised scan finds the rare resource with a '?' anywhere far faster than a walk
-            if entry.resource is not None and b"?" in orjson.dumps(entry.resource):
-                _conditional_references(entry.resource, found)
+            if entry.resource is not None:
+                found |= conditional_references(entry.resource)
         for ref in sorted(found):
             ids = uow.match_ids(_query_of(ref))
             if len(ids) != 1:

@@ -23,6 +23,9 @@ from adapters.storage.search_parameters import SearchParameter, parameters
 
 INF = float("inf")
 TABLES = ("token", "string", "date", "reference", "quantity", "number", "uri")
+# Parameters answered from the resources table instead of index rows (R4 search.html#all):
+# _id is the id column, _lastUpdated the last_updated column the store stamps itself.
+RESOURCE_COLUMNS = {"_id": "id", "_lastUpdated": "last_updated"}
 
 
 @dataclass
@@ -36,10 +39,8 @@ class IndexRows:
     uri: list[tuple] = field(default_factory=list)
 
     def tables(self) -> dict[str, list[tuple]]:
-        return {
-            "token": self.token, "string": self.string, "date": self.date, "reference": self.reference,
-            "quantity": self.quantity, "number": self.number, "uri": self.uri,
-        }
+        """Table name -> rows: the instance's own field dict (no copy: this runs once per indexed resource)."""
+        return vars(self)
 
 
 @lru_cache(maxsize=65536)  # displays and names repeat across resources
@@ -298,15 +299,38 @@ def _group_name(steps: tuple[Step, ...]) -> str | None:
 
 
 @lru_cache(maxsize=None)
-def stored_keys(resource_type: str, name: str) -> tuple[str, ...]:
-    """Index keys whose rows answer parameter `name`: its own key, or for a union of other
-    parameters (Observation combo-code = code | component-code) their keys, so those rows are
-    written once. Reference parameters always keep their own rows (_include reads them by key).
+def reference_view(resource_type: str, name: str) -> tuple[str, str | None]:
+    """(index key, target type) whose reference rows answer parameter `name`.
+
+    A parameter that is another reference parameter narrowed to one target type
+    (Observation patient = `Observation.subject.where(resolve() is Patient)`) reads that
+    parameter's rows whose target_type is the type, so a bulk load writes the reference once.
+    Any other reference parameter: (its own key, None).
     """
     params = parameters(resource_type)
     param = params[name]
+    narrowed = {b[-1].resource_type for b in param.branches if b and isinstance(b[-1], ResolvesTo)}
+    if param.type == "reference" and len(narrowed) == 1 and all(isinstance(b[-1], ResolvesTo) for b in param.branches):
+        wanted = {b[:-1] for b in param.branches}
+        for other in params.values():
+            if other is not param and other.type == "reference" and set(other.branches) == wanted:
+                return other.key, narrowed.pop()
+    return param.key, None
+
+
+@lru_cache(maxsize=None)
+def stored_keys(resource_type: str, name: str) -> tuple[str, ...]:
+    """Index keys whose rows answer parameter `name`: its own key, or for a union of other
+    parameters (Observation combo-code = code | component-code) their keys, so those rows are
+    written once. Reference parameters keep their own rows unless they narrow another one
+    (reference_view).
+    """
+    params = parameters(resource_type)
+    param = params[name]
+    if param.type == "reference":
+        return (reference_view(resource_type, name)[0],)
     mine = set(zip(param.branches, param.element_types))
-    if len(mine) < 2 or param.type == "reference":
+    if len(mine) < 2:
         return (param.key,)
     parts = []
     for other in params.values():
@@ -323,8 +347,8 @@ def _extractors(resource_type: str) -> dict[str, tuple[_Extractor, ...]]:
     """Per top-level JSON key (or choice element name), the distinct extractors starting there."""
     keys_of: dict[tuple, list[str]] = {}
     for param in parameters(resource_type).values():
-        if param.name == "_id" or stored_keys(resource_type, param.name) != (param.key,):
-            continue  # _id: the resource's own id column; unions: their parts' rows
+        if param.name in RESOURCE_COLUMNS or stored_keys(resource_type, param.name) != (param.key,):
+            continue  # resource columns answer _id and _lastUpdated; unions: their parts' rows
         for steps, branch_types in zip(param.branches, param.element_types):
             name = _group_name(steps)
             if name is None:

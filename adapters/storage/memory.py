@@ -7,13 +7,26 @@ from contextlib import contextmanager
 from typing import Any
 
 from adapters.storage.base import Version
+from adapters.storage.dates import to_micros
 from adapters.storage.engine import VersionedStore
-from adapters.storage.indexing import IndexRows
-from adapters.storage.plan import COLUMNS, ChainMatch, Cmp, Condition, IdMatch, IndexMatch, compile_query, sort_specs
+from adapters.storage.indexing import IndexRows, reference_view
+from adapters.storage.plan import (
+    COLUMNS,
+    LAST_UPDATED_SPAN,
+    ChainMatch,
+    Cmp,
+    Condition,
+    IdMatch,
+    IndexMatch,
+    LastUpdatedMatch,
+    compile_query,
+    sort_specs,
+)
 from adapters.storage.query import IncludeSpec, SearchQuery
 from adapters.storage.search_parameters import parameters
 
 _POSITIONS = {table: {c: i + 1 for i, c in enumerate(cols)} for table, cols in COLUMNS.items()}
+_POSITIONS["last_updated"] = {"low": 1, "high": 2}  # (key, low, high) rows built from Version.last_updated
 Key = tuple[str, str]
 
 
@@ -85,6 +98,11 @@ class _Unit:
         if isinstance(cond, IdMatch):
             hit = key[1] in cond.ids
             return hit != cond.negate if cond.ids else cond.negate
+        if isinstance(cond, LastUpdatedMatch):
+            micros = to_micros(self.store.versions[key][-1].last_updated)
+            row = (None, micros, micros + LAST_UPDATED_SPAN)
+            hit = any(all(_cmp(row, "last_updated", c) for c in clause) for clause in cond.alternatives)
+            return hit != cond.negate
         rows = self.store.index.get(key)
         if isinstance(cond, IndexMatch):
             table_rows = [r for r in getattr(rows, cond.table)] if rows else []
@@ -162,8 +180,11 @@ class _Unit:
         for source in sources:
             if source[0] != spec.source_type and spec.param != "*":
                 continue
+            key, narrowed_to = (None, None) if spec.param == "*" else reference_view(spec.source_type, spec.param)
             for r in self.store.index[source].reference:
-                if (spec.param == "*" and r[0].startswith(source[0] + ".")) or r[0] == f"{spec.source_type}.{spec.param}":
+                if (spec.param == "*" and r[0].startswith(source[0] + ".")) or (
+                    r[0] == key and narrowed_to in (None, r[1])
+                ):
                     target = (r[1], r[2])
                     if (spec.target_type is None or r[1] == spec.target_type) and target in self.store.index:
                         found.append(target)
@@ -171,15 +192,18 @@ class _Unit:
 
     def _revinclude(self, spec: IncludeSpec, targets: list[Key]) -> list[Key]:
         wanted = set(targets)
-        keys = [f"{spec.source_type}.{p}" for p in parameters(spec.source_type)] if spec.param == "*" else [
-            f"{spec.source_type}.{spec.param}"
-        ]
+        narrowed_to = None
+        if spec.param == "*":
+            keys = [f"{spec.source_type}.{p}" for p in parameters(spec.source_type)]
+        else:
+            key, narrowed_to = reference_view(spec.source_type, spec.param)
+            keys = [key]
         found = []
         for key, rows in self.store.index.items():
             if key[0] != spec.source_type:
                 continue
             for r in rows.reference:
-                if r[0] in keys and (r[1], r[2]) in wanted and (spec.target_type in (None, r[1])):
+                if r[0] in keys and (r[1], r[2]) in wanted and spec.target_type in (None, r[1]) and narrowed_to in (None, r[1]):
                     found.append(key)
                     break
         return found

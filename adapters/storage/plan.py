@@ -14,7 +14,7 @@ from typing import Any
 
 from adapters.storage.base import InvalidSearch
 from adapters.storage.dates import date_range, now_micros
-from adapters.storage.indexing import normalise, stored_keys
+from adapters.storage.indexing import RESOURCE_COLUMNS, normalise, reference_view, stored_keys
 from adapters.storage.query import SearchFilter, SearchQuery, SearchValue
 from adapters.storage.search_parameters import SearchParameter, parameter
 
@@ -71,7 +71,22 @@ class ChainMatch:
     targets: tuple[tuple[str, tuple["Condition", ...]], ...]  # (target type, conditions on it)
 
 
-Condition = IdMatch | IndexMatch | ChainMatch
+@dataclass(frozen=True)
+class LastUpdatedMatch:
+    """_lastUpdated against the resources.last_updated column (R4 search.html#lastUpdated).
+
+    The column holds the stamped instant, whose millisecond precision makes it the range
+    [last_updated, last_updated + LAST_UPDATED_SPAN]; clauses compare `low`/`high` of that range
+    exactly as date clauses compare an index row's.
+    """
+
+    alternatives: tuple[Clause, ...]
+    negate: bool = False
+
+
+LAST_UPDATED_SPAN = 999  # microseconds after the stamped millisecond (engine.VersionedStore._now)
+
+Condition = IdMatch | IndexMatch | ChainMatch | LastUpdatedMatch
 
 
 @dataclass(frozen=True)
@@ -206,6 +221,21 @@ def compile_filter(resource_type: str, flt: SearchFilter) -> Condition:
     param = parameter(resource_type, flt.name)
     if param is None:
         raise InvalidSearch(f"unknown search parameter '{flt.name}' for {resource_type}")
+    if RESOURCE_COLUMNS.get(flt.name) == "last_updated":
+        if flt.modifier == "missing":  # every stored resource has one
+            return LastUpdatedMatch(((),), negate=flt.values[0].raw == "true")
+        return LastUpdatedMatch(tuple(c for value in flt.values for c in _date_clauses(value)))
+    match = _row_match(resource_type, flt, param)
+    narrowed_to = reference_view(resource_type, param.name)[1] if param.type == "reference" else None
+    if narrowed_to is None:
+        return match
+    # rows of the wider parameter (patient -> subject), restricted to the one target type
+    restrict = Cmp("target_type", "=", narrowed_to)
+    return IndexMatch(match.table, match.keys, tuple(c + (restrict,) for c in match.alternatives), match.negate)
+
+
+def _row_match(resource_type: str, flt: SearchFilter, param: SearchParameter) -> IndexMatch:
+    """The IndexMatch of a parameter answered by index rows (every type but _id and _lastUpdated)."""
     table, keys = param.type, stored_keys(resource_type, param.name)
     if flt.modifier == "missing":
         return IndexMatch(table, keys, ((),), negate=flt.values[0].raw == "true")
@@ -251,7 +281,7 @@ def _compile_chain(resource_type: str, flt: SearchFilter) -> ChainMatch:
         out.append((target, (compile_filter(target, leaf),)))
     if not out:
         raise InvalidSearch(f"chained parameter '{flt.name}.{head}' matches no target type")
-    return ChainMatch(param.key, tuple(out))
+    return ChainMatch(stored_keys(resource_type, param.name)[0], tuple(out))  # targets narrow a reference_view
 
 
 @lru_cache(maxsize=4096)

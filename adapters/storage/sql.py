@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import itertools
 from abc import abstractmethod
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable
 
 from adapters.storage.base import Version
 from adapters.storage.dates import to_datetime, to_micros
 from adapters.storage.engine import VersionedStore
-from adapters.storage.indexing import TABLES, IndexRows
+from adapters.storage.indexing import TABLES, IndexRows, reference_view
 from adapters.storage.plan import (
     COLUMNS,
     ChainMatch,
@@ -22,6 +23,8 @@ from adapters.storage.plan import (
     Condition,
     IdMatch,
     IndexMatch,
+    LAST_UPDATED_SPAN,
+    LastUpdatedMatch,
     SortSpec,
     compile_query,
     sort_specs,
@@ -37,6 +40,9 @@ INSERT_SQL = {
     t: f"INSERT INTO idx_{t} (rid, param, {', '.join(cols)}) VALUES ({', '.join('?' * (len(cols) + 2))})"
     for t, cols in COLUMNS.items()
 }
+
+
+_micros = lru_cache(maxsize=64)(to_micros)  # the versions of one transaction share a few instants
 
 
 def migration_files(dialect: str, root: Path = MIGRATIONS) -> list[tuple[int, str]]:
@@ -92,11 +98,23 @@ class _Sql:
         params.append(cmp.value)
         return f"{col} {cmp.op} ?"
 
-    def alternatives(self, alias: str, match: IndexMatch, params: list[Any]) -> str:
+    def alternatives(self, alias: str, match: IndexMatch | LastUpdatedMatch, params: list[Any]) -> str:
         ors = []
         for clause in match.alternatives:
             ors.append("(" + " AND ".join(self.cmp(alias, c, params) for c in clause) + ")" if clause else "1=1")
         return "(" + " OR ".join(ors) + ")" if ors else "1=0"
+
+    def last_updated(self, outer: str, cond: LastUpdatedMatch, params: list[Any]) -> str:
+        """The range clauses on `outer.last_updated`; `high` bounds move to the value, keeping the column bare."""
+        clauses = tuple(
+            tuple(
+                Cmp("last_updated", c.op, c.value if c.column == "low" else c.value - LAST_UPDATED_SPAN)
+                for c in clause
+            )
+            for clause in cond.alternatives
+        )
+        where = self.alternatives(outer, LastUpdatedMatch(clauses), params)
+        return f"NOT {where}" if cond.negate else where
 
     def condition(self, outer: str, cond: Condition, params: list[Any], driver: bool = False) -> str:
         if isinstance(cond, IdMatch):
@@ -104,6 +122,8 @@ class _Sql:
                 return "1=1" if cond.negate else "1=0"
             params += list(cond.ids)
             return f"{outer}.id {'NOT IN' if cond.negate else 'IN'} ({', '.join('?' * len(cond.ids))})"
+        if isinstance(cond, LastUpdatedMatch):
+            return self.last_updated(outer, cond, params)
         x = f"x{next(self.aliases)}"
         if isinstance(cond, IndexMatch):
             params += cond.keys
@@ -229,7 +249,7 @@ class SqlUnit:
             rid, new_in_unit = self.rids[key], False
             self.existed.add(rid)
         self.written += 1
-        micros = to_micros(version.last_updated)
+        micros = _micros(version.last_updated)
         self.pending[key] = (rid, new_in_unit, version, rows, micros)
         self.known[key] = (rid, version)
         blob = None if version.resource is None else self.store.dump_json(version.resource)
@@ -241,16 +261,29 @@ class SqlUnit:
         execute_many: Callable[[str, list], None] = self.store.execute_many(self.conn)
         inserts, updates = [], []
         index: dict[str, list[tuple]] = {t: [] for t in TABLES}
+        token, string, date, reference = index["token"], index["string"], index["date"], index["reference"]
+        quantity, number, uri = index["quantity"], index["number"], index["uri"]
         for (resource_type, resource_id), (rid, new_in_unit, version, rows, micros) in self.pending.items():
-            deleted = int(version.deleted)
+            deleted = 0 if version.resource is not None else 1
             if new_in_unit:
                 inserts.append((rid, resource_type, resource_id, version.version_id, micros, deleted))
             else:
                 updates.append((version.version_id, micros, deleted, rid))
-            if rows is not None:
-                for table, table_rows in rows.tables().items():
-                    if table_rows:
-                        index[table] += [(rid, *r) for r in table_rows]
+            if rows is not None:  # the hot loop of a bulk load: one attribute per index table, no dict per resource
+                if rows.token:
+                    token += [(rid, *r) for r in rows.token]
+                if rows.string:
+                    string += [(rid, *r) for r in rows.string]
+                if rows.date:
+                    date += [(rid, *r) for r in rows.date]
+                if rows.reference:
+                    reference += [(rid, *r) for r in rows.reference]
+                if rows.quantity:
+                    quantity += [(rid, *r) for r in rows.quantity]
+                if rows.number:
+                    number += [(rid, *r) for r in rows.number]
+                if rows.uri:
+                    uri += [(rid, *r) for r in rows.uri]
         if self.existed:
             stale = [(rid,) for rid in self.existed]
             for table in TABLES:
@@ -331,8 +364,12 @@ class SqlUnit:
             param_sql = "x.param >= ? AND x.param < ?"
             params += [spec.source_type + ".", spec.source_type + "." + _MAX_CHAR]
         else:
+            key, narrowed_to = reference_view(spec.source_type, spec.param)
             param_sql = "x.param = ?"
-            params.append(f"{spec.source_type}.{spec.param}")
+            params.append(key)
+            if narrowed_to is not None:
+                param_sql += " AND x.target_type = ?"
+                params.append(narrowed_to)
         target_sql = ""
         if spec.target_type:
             target_sql = " AND x.target_type = ?"
@@ -356,8 +393,9 @@ class SqlUnit:
     def _revinclude(self, spec: IncludeSpec, targets: list[tuple[int, str, str]]) -> list[tuple[int, str, str, dict]]:
         out = []
         by_type: dict[str, list[str]] = {}
+        narrowed_to = None if spec.param == "*" else reference_view(spec.source_type, spec.param)[1]
         for _, target_type, target_id in targets:
-            if spec.target_type in (None, target_type):
+            if spec.target_type in (None, target_type) and narrowed_to in (None, target_type):
                 by_type.setdefault(target_type, []).append(target_id)
         for target_type, ids in by_type.items():
             params: list[Any] = [spec.source_type]
@@ -366,7 +404,7 @@ class SqlUnit:
                 params += [spec.source_type + ".", spec.source_type + "." + _MAX_CHAR]
             else:
                 param_sql = "x.param = ?"
-                params.append(f"{spec.source_type}.{spec.param}")
+                params.append(reference_view(spec.source_type, spec.param)[0])
             params += [target_type, *ids]
             out += self._fetch_resources(
                 f"{self.store.builder().unindexed('r.resource_type')} = ? AND r.rid IN "

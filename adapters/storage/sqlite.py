@@ -20,6 +20,7 @@ from adapters.storage.base import Version
 from adapters.storage.sql import SqlStore, SqlUnit, migration_files, split_statements
 
 BUSY_TIMEOUT_MS = 30_000
+WAL_CHECKPOINT_PAGES = 16384
 ANALYSIS_LIMIT = 1000  # rows sampled per index by ANALYZE (SqlStore.note_writes), bounding its cost
 
 
@@ -55,8 +56,13 @@ class SQLiteRepository(SqlStore):
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         if not self.memory:
             conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA synchronous = NORMAL")  # durable at checkpoints; safe against corruption in WAL
+            # WAL + NORMAL: a commit survives a crash of the process (it is in the WAL file), not a power
+            # loss before the next checkpoint's fsync; the database never corrupts either way.
+            conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("PRAGMA cache_size = -65536")
+        # Checkpoint every WAL_CHECKPOINT_PAGES (64 MiB) instead of SQLite's 1000 pages: index pages that
+        # many commits touch are copied back once, and the checkpoint's fsyncs happen 16 times less often.
+        conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_CHECKPOINT_PAGES}")
         conn.execute("PRAGMA temp_store = MEMORY")
         conn.execute(f"PRAGMA analysis_limit = {ANALYSIS_LIMIT}")
         with self._connections_lock:

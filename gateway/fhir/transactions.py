@@ -48,7 +48,7 @@ def entry_request(entry: dict, index: int, base: str) -> BundleEntryRequest:
             raise BadRequest(f"{where}.resource is a {resource.get('resourceType')!r}, the url names {resource_type!r}", expression=[f"{where}.resource.resourceType"])
         if method == "PUT" and not query and (len(segments) != 2 or resource.get("id") != segments[1]):
             raise BadRequest(f"{where}.resource.id must match the id in {url!r}", expression=[f"{where}.resource.id"])
-        validate_resource(resource, resource_type, path=f"{where}.resource")
+        validate_resource(resource, resource_type, path=f"{where}.resource", in_transaction=True)
     return BundleEntryRequest(
         method=method,
         url=url,

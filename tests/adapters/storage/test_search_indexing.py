@@ -5,7 +5,7 @@ import pytest
 
 from adapters.storage.dates import MAX_INSTANT, InvalidDate, date_range, format_instant
 from adapters.storage.fhirpath import AsType, Child, FieldEquals, ResolvesTo, evaluate, parse, reference_type
-from adapters.storage.indexing import index_resource, normalise
+from adapters.storage.indexing import index_resource, normalise, reference_view
 from adapters.storage.search_parameters import parameter, parameters, resource_types, summary_elements
 
 
@@ -83,16 +83,18 @@ def test_observation_rows(samples: dict) -> None:
            "meta": {"lastUpdated": "2024-03-06T10:00:00.000Z", "tag": [{"system": "urn:t", "code": "x"}]}}
     rows = index_resource(obs)
     assert rows_of(rows.token, "Observation.code") == [("http://loinc.org", "2339-0", "glucose [mass/volume] in blood")]
-    assert rows_of(rows.reference, "Observation.patient") == [
+    assert rows_of(rows.reference, "Observation.subject") == [
         ("Patient", "p9", "https://other.example/fhir/Patient/p9")
     ]
+    assert rows_of(rows.reference, "Observation.patient") == []  # patient reads subject rows (reference_view)
+    assert reference_view("Observation", "patient") == ("Observation.subject", "Patient")
     (low, high), = rows_of(rows.date, "Observation.date")
     assert format_instant(low) == "2024-03-06T08:00:00.000Z" and format_instant(high) == "2024-03-06T09:00:00.999Z"
     assert rows_of(rows.quantity, "Observation.value-quantity") == [
         (5.4, 5.4, "http://unitsofmeasure.org", "mmol/L", "mmol/L")
     ]
     assert rows_of(rows.token, "Observation._tag") == [("urn:t", "x", None)]
-    assert len(rows_of(rows.date, "Observation._lastUpdated")) == 1
+    assert rows_of(rows.date, "Observation._lastUpdated") == []  # answered by resources.last_updated
     assert rows_of(rows.token, "Observation.value-concept") == []
 
 

@@ -345,6 +345,32 @@ def test_last_updated(repo: Repository, world: dict) -> None:
     today = datetime.now(timezone.utc).strftime("%Y-%m-%d")
     assert search(repo, "Patient", ("_lastUpdated", f"ge{today}")).total == 3
     assert search(repo, "Patient", ("_lastUpdated", "lt2000-01-01")).total == 0
+    stamp = repo.read("Patient", world["patient_zhang"]).resource["meta"]["lastUpdated"]  # millisecond precision
+    assert world["patient_zhang"] in ids(search(repo, "Patient", ("_lastUpdated", stamp)))
+    assert world["patient_zhang"] not in ids(search(repo, "Patient", ("_lastUpdated", f"ne{stamp}")))
+    assert world["patient_zhang"] not in ids(search(repo, "Patient", ("_lastUpdated", f"gt{stamp}")))
+    assert world["patient_zhang"] in ids(search(repo, "Patient", ("_lastUpdated", f"le{stamp}")))
+    assert search(repo, "Patient", ("_lastUpdated:missing", "true")).total == 0
+    assert search(repo, "Patient", ("_lastUpdated:missing", "false")).total == 3
+    assert ids(search(repo, "Patient", ("family", "MULL"), ("_lastUpdated", f"ge{today}"))) == [world["patient_mueller"]]
+
+
+def test_a_narrowed_reference_reads_only_its_target_type(repo: Repository, world: dict) -> None:
+    """patient = subject.where(resolve() is Patient): answered from subject rows of type Patient."""
+    device = repo.create({"resourceType": "Device", "status": "active"}).version.id
+    on_device = repo.create({"resourceType": "Observation", "status": "final", "code": {"text": "device reading"},
+                            "subject": {"reference": f"Device/{device}"}}).version.id
+    assert ids(search(repo, "Observation", ("subject", f"Device/{device}"))) == [on_device]
+    assert search(repo, "Observation", ("patient", device)).total == 0
+    assert on_device not in ids(search(repo, "Observation", ("patient:missing", "false")))
+    assert on_device in ids(search(repo, "Observation", ("patient:missing", "true")))
+    included = search(repo, "Observation", ("_id", on_device), ("_include", "Observation:patient"))
+    assert included.included == []
+    assert [r["id"] for r in search(repo, "Observation", ("_id", on_device), ("_include", "Observation:subject")).included] == [device]
+    assert search(repo, "Device", ("_id", device), ("_revinclude", "Observation:patient")).included == []
+    assert ids(search(repo, "Observation", ("_id", on_device))) == [on_device]
+    revincluded = search(repo, "Device", ("_id", device), ("_revinclude", "Observation:subject")).included
+    assert [r["id"] for r in revincluded] == [on_device]
 
 
 # -- search: quantities, uris, references ----------------------------------------------------------
