@@ -31,7 +31,7 @@ from mappers import functions, ids, vocab
 from mappers.paths import merge, prune
 from mappers.primitives import PRIMITIVES, ZONED
 from mappers.report import ConversionReport
-from mappers.specs import Entry, Map, MessageSpec, Row, Specs, load_specs
+from mappers.specs import Entry, Link, Map, MessageSpec, Ref, Row, Specs, load_specs
 
 Evaluate = Callable[[Value | None, "Context"], Any]
 _NOTHING: frozenset[int] = frozenset()
@@ -564,14 +564,17 @@ def _translate(map_name: str, result: Any, ctx: Context, row: Row) -> Any:
                 return result
             return mapped
         if codings:
+            # each sent coding (CWE.1, then the alternates CWE.4/CWE.10) adds its mapped Coding, in
+            # the same order, before the sender's; only the first one's miss is reported
             first = codings[0].get("code")
-            mapped = vocab.translate(map_name, first) if first else None
-            if mapped is None:
-                if first:
-                    ctx.state.report.vocabulary_miss(ctx, row.label, map_name, first)
-                return result
-            if not any(c.get("system") == mapped.get("system") and c.get("code") == mapped.get("code") for c in codings):
-                codings.insert(0, mapped)
+            found = [vocab.translate(map_name, c["code"]) if c.get("code") else None for c in codings]
+            if found[0] is None and first:
+                ctx.state.report.vocabulary_miss(ctx, row.label, map_name, first)
+            added = 0
+            for mapped in found:
+                if mapped is not None and not any(c.get("system") == mapped.get("system") and c.get("code") == mapped.get("code") for c in codings):
+                    codings.insert(added, mapped)
+                    added += 1
     return result
 
 
@@ -646,7 +649,7 @@ def convert_message(
                 continue
             m = entry.map
             assert m is not None
-            read |= m.fields
+            read |= m.fields | entry.with_fields
             if entry.into:
                 target = _enclosing(state, entry.into, place.path, place.index)
                 if target is not None:
@@ -735,6 +738,17 @@ def _separate_reused_identifiers(state: MessageState) -> None:
         owners[(record.map.name, rid)] = record
 
 
+def _complete_item(state: MessageState, record: Record, item: dict[str, Any], ref: Ref | Link) -> None:
+    """A Reference's item gets the constant `set` of its ref/link, then what its `with` map
+    computes from the referring segment (Encounter.diagnosis.use/rank from DG1-6/DG1-15)."""
+    if ref.set is not None:
+        item.update(ref.set.get())
+    if ref.map is not None:
+        built = run_map(ref.map, Context(state, state.places[record.index], None, record))
+        if built:
+            merge(item, built)
+
+
 def _finish(state: MessageState) -> dict[str, Any]:
     records = state.records
     busy: set[int] = set()
@@ -749,15 +763,15 @@ def _finish(state: MessageState) -> dict[str, Any]:
             if other is None or other is record:
                 continue
             item = ref.target.assign(record.resource, _ref(other))
-            if item is not None and ref.set is not None:
-                item.update(ref.set.get())
+            if item is not None:
+                _complete_item(state, record, item, ref)
         for link in entry.links:
             other = _nearest(_within(state, by_name.get(link.name, []), record.path, link.within), record.path, record.index)
             if other is None or other is record:
                 continue
             item = link.target.assign(other.resource, _ref(record))
-            if item is not None and link.set is not None:
-                item.update(link.set.get())
+            if item is not None:
+                _complete_item(state, record, item, link)
     resources: dict[tuple[str, str], dict[str, Any]] = {}
     for record in records:
         rtype = record.map.resource or "Basic"

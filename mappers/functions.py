@@ -196,6 +196,17 @@ def location_hierarchy(ctx: Context, value: Value | None, args: dict[str, Any]) 
     return parent_ref
 
 
+def assembled_name(ctx: Context, value: Value | None, args: dict[str, Any]) -> str | None:
+    """XPN -> one string (IG XPN[string]: "concatenate according to XPN.11"): prefix, given, middle,
+    family, suffix; family first when XPN.11 (table 0444) is F."""
+    if value is None:
+        return None
+    prefix, given, middle, family, suffix = (value.get(i) if i != 1 else value.get(1, 1) for i in (5, 2, 3, 1, 4))
+    parts = [family, given, middle, suffix] if value.get(11).strip() == "F" else [prefix, given, middle, family, suffix]
+    text = " ".join(p.strip() for p in parts if p.strip())
+    return text or None
+
+
 _CDC_RACE_ETHNICITY = "urn:oid:2.16.840.1.113883.6.238"  # CDC Race & Ethnicity code set (PHIN VADS)
 
 
@@ -303,6 +314,7 @@ FUNCTIONS: dict[str, Fn] = {
     "location_hierarchy": location_hierarchy,
     "coding_system": coding_system,
     "us_core_race_ethnicity": us_core_race_ethnicity,
+    "assembled_name": assembled_name,
 }
 
 CONVERTERS: dict[str, Fn] = {

@@ -1,11 +1,13 @@
-"""Named functions for the order, pharmacy and immunization specs (orders family).
+"""Named functions for the order, result, pharmacy and immunization specs (orders family).
 
 Only what the row grammar cannot say: reading another field of the segment through a datatype
-map, and v2 time quantities (CQ) as FHIR Duration / Timing.repeat duration, whose units are a
-required binding (R4 units-of-time, drt-1: a Duration with a value has a UCUM time code).
+map; v2 time quantities (CQ, TQ.3, RPT.9 offsets, explicit times) as FHIR Duration / Timing
+elements, whose units are a required binding (R4 units-of-time, drt-1); and which segment of an
+order gives its timing or specimen (TQ1 over OBR-6/ORC-7, SPM over OBR), as predicates.
 """
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any, Callable
 
 from adapters.hl7v2.message import Value
@@ -33,9 +35,8 @@ def field_as(ctx: Context, value: Value | None, args: dict[str, Any]) -> Any:
     return convert(str(args["type"]), reps[0], ctx)
 
 
-def _time_unit(value: Value) -> str | None:
-    """The UCUM time code of a CQ's unit (CQ.2, a CWE): its code, else its text, when UCUM knows it."""
-    unit = value[2]
+def _unit_code(unit: Value) -> str | None:
+    """The UCUM time code of a unit (a CWE): its code, else its text, when UCUM knows it."""
     for text, display in ((unit[1].text.strip(), unit[2].text.strip()), (unit[2].text.strip(), None)):
         if not text:
             continue
@@ -45,6 +46,11 @@ def _time_unit(value: Value) -> str | None:
         if found is not None and found.get("code") in UNITS_OF_TIME:
             return found["code"]
     return None
+
+
+def _time_unit(value: Value) -> str | None:
+    """The UCUM time code of a CQ's unit (CQ.2)."""
+    return _unit_code(value[2])
 
 
 def time_quantity(ctx: Context, value: Value | None, args: dict[str, Any]) -> dict[str, Any] | None:
@@ -70,10 +76,94 @@ def time_duration(ctx: Context, value: Value | None, args: dict[str, Any]) -> di
     return {"duration": amount, "durationUnit": code}
 
 
+MINUTES = {"s": 1 / 60, "min": 1, "h": 60, "d": 1440, "wk": 10080}  # Timing.repeat.offset is in minutes
+# v2.5 4.4.3 TQ.3 duration: a unit letter then the number (S10 = ten seconds); X (times) and T
+# (at the interval) are counts, not durations
+TQ_DURATION_UNITS = {"S": "s", "M": "min", "H": "h", "D": "d", "W": "wk", "L": "mo"}
+
+
+def offset_minutes(ctx: Context, value: Value | None, args: dict[str, Any]) -> int | None:
+    """An amount and its time unit (args.amount / args.unit components: RPT.9/RPT.10, CQ.1/CQ.2) ->
+    whole minutes (IG RPT[Timing] RPT.9, TQ1[ServiceRequest] TQ1-5; R4 Timing.repeat.offset, minutes)."""
+    if value is None:
+        return None
+    amount = primitives.decimal(value[int(args["amount"])].text)
+    code = _unit_code(value[int(args["unit"])])
+    if amount is None or code not in MINUTES:
+        return None
+    minutes = float(amount) * MINUTES[code]
+    return int(minutes) if minutes >= 0 and minutes == int(minutes) else None
+
+
+def tq_duration(ctx: Context, value: Value | None, args: dict[str, Any]) -> dict[str, Any] | None:
+    """TQ.3 duration (S50, M10, D3 ...) -> Duration with a UCUM time code (IG TQ[ServiceRequest] TQ.3 boundsDuration)."""
+    if value is None:
+        return None
+    text = value.text.strip().upper()
+    code = TQ_DURATION_UNITS.get(text[:1])
+    amount = primitives.decimal(text[1:]) if code else None
+    if amount is None:
+        return None
+    return {"value": amount, "unit": code, "system": "http://unitsofmeasure.org", "code": code}
+
+
+# senders write explicit times (TQ1-4, RI.2) as HH:MM[:SS] rather than the TM form HHMM[SS]
+_COLON_TIME = re.compile(r"^\d\d:\d\d(:\d\d)?$")
+
+
+def explicit_time(ctx: Context, value: Value | None, args: dict[str, Any]) -> str | None:
+    """TQ1-4 / RI.2 explicit time of day -> FHIR time (IG TQ1[ServiceRequest] TQ1-4 timeOfDay, v2.5 2.A.75 TM)."""
+    if value is None:
+        return None
+    return _time_of_day(value.text.strip())
+
+
+def _time_of_day(text: str) -> str | None:
+    return primitives.time(text.replace(":", "") if _COLON_TIME.match(text) else text)
+
+
+def explicit_times(ctx: Context, value: Value | None, args: dict[str, Any]) -> list[str] | None:
+    """RI.2 explicit times, a comma-separated list (v2.5 2.A.65 RI: 0900,2100) -> Timing.repeat.timeOfDay
+    (IG TQ[ServiceRequest] TQ.2 RI[Timing])."""
+    if value is None:
+        return None
+    times = [_time_of_day(part.strip()) for part in value.text.split(",") if part.strip()]
+    return times or None
+
+
+TQ1_TIMING_FIELDS = (3, 4, 5, 6, 7, 8, 13, 14)  # the TQ1 fields that make occurrenceTiming
+
+
+def tq1_timing(ctx: Context, value: Value | None) -> bool:
+    """Whether the order's TQ1 gives a timing: TQ1 supersedes OBR-6 and ORC-7/OBR-27 (v2.5 4.5.3.6, 4.5.1.7),
+    and R4 ServiceRequest.occurrence[x] is one element (IG TQ1[ServiceRequest] occurrenceTiming)."""
+    seg = ctx.segment_in_scope("TQ1")
+    if seg is None:
+        return False
+    return any(rep.raw and not rep.is_null for n in TQ1_TIMING_FIELDS for rep in seg.reps(n))
+
+
+def order_has_specimen(ctx: Context, value: Value | None) -> bool:
+    """Whether the order's group holds an SPM: the order's specimen is then that SPM's Specimen
+    (IG ORU_R01 rows 4.2.2 OBR[Specimen] and 4.2.7.1 SPM[Specimen] describe the same specimen)."""
+    place = ctx.place
+    if place is None:
+        return False
+    depth = len(place.path)
+    return any(p.segment.fields[0] == "SPM" and len(p.path) > depth and p.path[:depth] == place.path for p in ctx.state.places)
+
+
 FUNCTIONS: dict[str, Fn] = {
+    "explicit_time": explicit_time,
+    "explicit_times": explicit_times,
+    "offset_minutes": offset_minutes,
+    "tq_duration": tq_duration,
     "field_as": field_as,
     "time_quantity": time_quantity,
     "time_duration": time_duration,
 }
 CONVERTERS: dict[str, Fn] = {}
-PREDICATES: dict[str, Callable[["Context", "Value | None"], bool]] = {}
+PREDICATES: dict[str, Callable[["Context", "Value | None"], bool]] = {
+    "tq1_timing": tq1_timing,
+    "order_has_specimen": order_has_specimen,
+}

@@ -105,6 +105,8 @@ class Ref:
     name: str
     set: Constant | None
     within: str | None = None
+    with_map: str | None = None  # `with`: a map run on this segment, its result merged into the item
+    map: Map | None = None
 
 
 @dataclass(slots=True)
@@ -115,6 +117,8 @@ class Link:
     target: TargetPath
     set: Constant | None
     within: str | None = None
+    with_map: str | None = None  # `with`: a map run on this segment, its result merged into the item
+    map: Map | None = None
 
 
 @dataclass(slots=True)
@@ -128,6 +132,7 @@ class Entry:
     links: list[Link]
     when: Predicate | None
     map: Map | None = None
+    with_fields: frozenset[int] = frozenset()  # fields of this segment the refs/links' `with` maps read
 
 
 @dataclass(slots=True)
@@ -250,7 +255,7 @@ def _compile_refs(raw: Any, where: str) -> list[Ref]:
     for path, spec in (raw or {}).items():
         if isinstance(spec, str):
             spec = {"to": spec}
-        out.append(Ref(compile_path(path), spec["to"], Constant(spec["set"]) if spec.get("set") else None, spec.get("within")))
+        out.append(Ref(compile_path(path), spec["to"], Constant(spec["set"]) if spec.get("set") else None, spec.get("within"), spec.get("with")))
     return out
 
 
@@ -259,7 +264,7 @@ def _compile_links(raw: Any, where: str) -> list[Link]:
     for name, spec in (raw or {}).items():
         if isinstance(spec, str):
             spec = {"path": spec}
-        out.append(Link(name, compile_path(spec["path"]), Constant(spec["set"]) if spec.get("set") else None, spec.get("within")))
+        out.append(Link(name, compile_path(spec["path"]), Constant(spec["set"]) if spec.get("set") else None, spec.get("within"), spec.get("with")))
     return out
 
 
@@ -327,6 +332,12 @@ def load_specs(spec_dir: Path = SPEC_DIR) -> Specs:
                 if found is None:
                     raise SpecError(f"{spec.file}: no map named {entry.map_name!r}")
                 entry.map = found
+                for ref in (*entry.refs, *entry.links):
+                    if ref.with_map is not None:
+                        ref.map = maps.get(ref.with_map)
+                        if ref.map is None:
+                            raise SpecError(f"{spec.file}: {entry.map_name}: no map named {ref.with_map!r} (refs/link `with`)")
+                        entry.with_fields |= ref.map.fields
     for m in maps.values():
         for row in m.rows:
             if row.type and row.type not in PRIMITIVES and row.type not in functions.CONVERTERS and row.type not in maps:

@@ -57,6 +57,8 @@ def _index(name: str) -> tuple[dict[str, list[dict[str, Any]]], dict[str, str]]:
     by_code: dict[str, list[dict[str, Any]]] = {}
     for element in load(_FILE)["maps"][name]["elements"]:
         by_code[element["code"]] = element["targets"]
+    for code, targets in _language_sources(name).items():
+        by_code.setdefault(code, targets)
     folded: dict[str, str] = {}
     clashes: set[str] = set()
     for code in by_code:
@@ -67,6 +69,23 @@ def _index(name: str) -> tuple[dict[str, list[dict[str, Any]]], dict[str, str]]:
     for upper in clashes:
         del folded[upper]
     return by_code, folded
+
+
+_LANGUAGES = "iso639-bcp47.json"
+
+
+def _language_sources(name: str) -> dict[str, list[dict[str, Any]]]:
+    """ISO 639 source codes for a map whose IG sheet lists BCP 47 targets but no v2 codes
+    (PrimaryLanguage, table 0296): ISO 639-2 B/T and 639-1 codes -> the IG's own target row."""
+    languages = load(_LANGUAGES)
+    if name not in languages["maps"]:
+        return {}
+    targets = {t["code"]: t for t in load(_FILE)["maps"][name]["unmapped_targets"] if t.get("system") == "urn:ietf:bcp:47"}
+    out: dict[str, list[dict[str, Any]]] = {}
+    for code, bcp47 in languages["codes"].items():
+        if bcp47 in targets:
+            out[code] = out[bcp47] = [targets[bcp47]]
+    return out
 
 
 def _targets(map_name: str, code: str) -> list[dict[str, Any]] | None:

@@ -208,21 +208,22 @@ def test_bar_account_from_pid18_with_guarantor_and_encounter() -> None:
     assert guarantor["period"] == {"start": "2024-01-01", "end": "2024-12-31"}
 
 
-def test_dft_keeps_ft1_in_the_unmapped_report() -> None:
-    # the IG has no FT1 map: the charge lines are reported, not guessed
+def test_dft_ft1_is_a_charge_item_and_its_unread_fields_are_reported() -> None:
+    # the IG has no FT1 map: FT1 follows v2.5 6.5.1 onto FHIR ChargeItem; what it does not read is reported
     bundle, report = convert(er7(
         "MSH|^~\\&|S|F|R|F|20240101120000+0000||DFT^P03^DFT_P03|1|P|2.5.1",
         "EVN|P03|20240101120000+0000",
         "PID|1||P1^^^F^MR||Doe^Jo|||||||||||||AC-1^^^F^AN",
         "PV1|1|O|||||||||||||||||V-1^^^F^VN",
-        "FT1|1|T-1||20240101|20240101|CG|71045^Xray chest^C4|||1|100&USD",
+        "FT1|1|T-1||20240101|20240101|CG|71045^Xray chest^C4|||1|100&USD|40&USD",
         "PR1|1||71045^Xray chest^C4||20240101",
     ))
-    assert not resources(bundle, "ChargeItem")
+    charge = only(bundle, "ChargeItem")
+    assert charge["account"][0]["reference"].startswith("Account/")
     assert only(bundle, "Procedure")["subject"]["reference"].startswith("Patient/")
     assert only(bundle, "Encounter")["account"][0]["reference"].startswith("Account/")
     unmapped = {u["location"] for u in report.as_dict(with_ig=False)["unmapped"]}
-    assert {"FT1-2", "FT1-6", "FT1-7"} <= unmapped
+    assert "FT1-12" in unmapped and not {"FT1-2", "FT1-6", "FT1-7"} & unmapped
     assert validation_errors(bundle) == []
 
 

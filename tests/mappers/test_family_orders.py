@@ -219,3 +219,94 @@ def test_oul_r22_results_belong_to_their_specimen(convert_er7) -> None:
     # the ORC after its OBR (OUL grammar) merges into the OBR's request: its order numbers
     assert [i["type"]["coding"][0]["code"] for i in glucose_request["identifier"]] == ["PLAC", "FILL"]
     assert validation_errors(bundle) == []
+
+
+def test_orm_tq1_timing_and_ordering_provider_role_per_ig_tq1_and_orc_sheets(convert_er7) -> None:
+    bundle, _ = convert_er7(
+        ORM, PID,
+        "ORC|NW|PL-10^HOSP|||SC||||20240413080000+0800|||DOC-7^WANG^LI|||||||||Ward Clinic^L^^^^HOSP&1.2.3&ISO^XX^^^77|1 Main St^^Shanghai^^200000^CHN",
+        "TQ1|1|2^tablet&tablet|Q6H&Every 6 hours&HL70335^^^^6^h^^AC^30^min|08:00:00~1400|||20240413090000+0800|20240420090000+0800|R^Routine^HL70485||Take with water||15^min|20",
+        "OBR|1|PL-10^HOSP||24317-0^Hemogram^LN|||||||||||||||||||||||||PL-1^FL-1",
+    )
+    request = only(bundle, "ServiceRequest")
+    timing = request["occurrenceTiming"]
+    # IG TQ1[ServiceRequest]: TQ1-2 quantity, TQ1-3 RPT[Timing], TQ1-4 timeOfDay, TQ1-7/8 boundsPeriod, TQ1-13 duration
+    assert request["quantityQuantity"]["value"] == 2 and "occurrenceDateTime" not in request
+    assert timing["code"]["coding"][0]["code"] == "Q6H"
+    repeat = timing["repeat"]
+    assert (repeat["period"], repeat["periodUnit"], repeat["when"], repeat["offset"]) == (6, "h", ["AC"], 30)
+    assert repeat["timeOfDay"] == ["08:00:00", "14:00:00"]
+    assert repeat["boundsPeriod"] == {"start": "2024-04-13T09:00:00+08:00", "end": "2024-04-20T09:00:00+08:00"}
+    assert (repeat["duration"], repeat["durationUnit"], repeat["count"]) == (15, "min", 20)
+    assert request["priority"] == "routine" and request["note"] == [{"text": "Take with water"}]
+    # IG ORC-12/21/22: requester is a PractitionerRole of the ordering provider in the ordering facility
+    role = only(bundle, "PractitionerRole")
+    assert request["requester"] == {"reference": f"PractitionerRole/{role['id']}"}
+    practitioner = only(bundle, "Practitioner")
+    assert role["practitioner"] == {"reference": f"Practitioner/{practitioner['id']}"}
+    facility = next(o for o in resources(bundle, "Organization") if role["organization"] == {"reference": f"Organization/{o['id']}"})
+    assert facility["name"] == "Ward Clinic" and facility["address"][0]["city"] == "Shanghai"
+    # IG OBR-29: the parent order by its placer and filler numbers
+    assert [b["identifier"]["value"] for b in request["basedOn"]] == ["PL-1", "FL-1"]
+    assert all(b["type"] == "ServiceRequest" for b in request["basedOn"])
+    assert validation_errors(bundle) == []
+
+
+def test_orc7_quantity_timing_when_no_tq1_per_ig_tq_service_request(convert_er7) -> None:
+    bundle, _ = convert_er7(
+        ORM, PID,
+        "ORC|NW|PL-11^HOSP|||SC||1&tablet^BID&0900,2100^D3^^^R^^Before meals^^^^6",
+        "OBR|1|PL-11^HOSP||24317-0^Hemogram^LN",
+    )
+    request = only(bundle, "ServiceRequest")
+    timing = request["occurrenceTiming"]
+    assert timing["code"]["coding"][0]["code"] == "BID"
+    # IG TQ.3 duration -> boundsDuration (no TQ.4/TQ.5 here); TQ.12 -> count
+    assert timing["repeat"]["boundsDuration"] == {"value": 3, "unit": "d", "system": "http://unitsofmeasure.org", "code": "d"}
+    assert timing["repeat"]["count"] == 6
+    assert request["priority"] == "routine" and request["note"] == [{"text": "Before meals"}]
+    assert validation_errors(bundle) == []
+
+
+def test_obr6_stays_the_occurrence_without_a_tq1_timing(convert_er7) -> None:
+    bundle, _ = convert_er7(
+        ORM, PID,
+        "ORC|NW|PL-12^HOSP|||SC",
+        "TQ1|1||||||||S",
+        "OBR|1|PL-12^HOSP||24317-0^Hemogram^LN||20240413100000+0800",
+    )
+    request = only(bundle, "ServiceRequest")
+    assert request["occurrenceDateTime"] == "2024-04-13T10:00:00+08:00" and "occurrenceTiming" not in request
+    assert request["priority"] == "stat"
+
+
+ORU = "MSH|^~\\&|LIS|LAB|EHR|HOSP|20240415080000+0800||ORU^R01^ORU_R01|R1|P|2.5.1"
+
+
+def test_oru_order_specimen_and_responsible_observer_per_ig_oru_sheet(convert_er7) -> None:
+    bundle, _ = convert_er7(
+        ORU, PID,
+        "OBR|1|PL-20^HOSP|FL-20^LAB|24317-0^Hemogram^LN|||20240415070000+0800",
+        "OBX|1|NM|718-7^Hemoglobin^LN||13.2|g/dL^g/dL^UCUM|||||F|||||OBS-1^LI^NA",
+        "OBR|2|PL-21^HOSP|FL-21^LAB|2345-7^Glucose^LN|||20240415071000+0800",
+        "OBX|1|NM|2345-7^Glucose^LN||5.4|mmol/L^mmol/L^UCUM|||||F",
+        "SPM|1|SP-21&HOSP||BLD^Blood^HL70487|||||||||||||20240415071000+0800|||Y",
+    )
+    reports = {r["code"]["coding"][0]["code"]: r for r in resources(bundle, "DiagnosticReport")}
+    requests = {r["code"]["coding"][0]["code"]: r for r in resources(bundle, "ServiceRequest")}
+    specimens = {s.get("accessionIdentifier", {}).get("value") or s["identifier"][0]["value"]: s for s in resources(bundle, "Specimen")}
+    # IG ORU_R01 4.2.2 OBR[Specimen]: the first order names no SPM, so its OBR is the specimen (OBR-2 accession, OBR-7 collected)
+    from_obr = specimens["PL-20"]
+    assert from_obr["collection"]["collectedDateTime"] == "2024-04-15T07:00:00+08:00"
+    assert reports["24317-0"]["specimen"] == [{"reference": f"Specimen/{from_obr['id']}"}]
+    # the second order has an SPM: only that Specimen (IG 4.2.7.1), also the order's specimen (IG OML_O21 6.4.8.1)
+    from_spm = specimens["SP-21"]
+    assert len(specimens) == 2 and from_spm["status"] == "available"  # IG SPM-20 Y
+    assert reports["2345-7"]["specimen"] == [{"reference": f"Specimen/{from_spm['id']}"}]
+    assert requests["2345-7"]["specimen"] == [{"reference": f"Specimen/{from_spm['id']}"}]
+    # IG OBX-16: the responsible observer is a PractitionerRole (code responsibleObserver)
+    role = only(bundle, "PractitionerRole")
+    assert role["code"][0]["coding"][0]["code"] == "responsibleObserver"
+    hemoglobin = next(o for o in resources(bundle, "Observation") if o["code"]["coding"][0]["code"] == "718-7")
+    assert {"reference": f"PractitionerRole/{role['id']}"} in hemoglobin["performer"]
+    assert validation_errors(bundle) == []

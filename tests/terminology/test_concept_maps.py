@@ -16,6 +16,7 @@ from terminology import (
     translate,
     translate_all,
 )
+from terminology._data import load
 from terminology.generate import referenced_map_names
 
 SHEET = re.compile(r"^HL7 Concept Map_ (.+) - Sheet1\.csv$")
@@ -127,3 +128,16 @@ def test_translate_returns_a_fresh_dict() -> None:
     first = translate("AdministrativeSex", "F")
     first["code"] = "mutated"
     assert translate("AdministrativeSex", "F")["code"] == "female"
+
+
+def test_iso_639_codes_reach_the_ig_primary_language_targets() -> None:
+    """IG PrimaryLanguage lists BCP 47 targets but no v2 codes: ISO 639-2 (B and T) and 639-1 codes of those languages map to them."""
+    arabic = {"system": "urn:ietf:bcp:47", "code": "ar", "display": "Arabic"}
+    assert translate("PrimaryLanguage", "ara") == arabic
+    assert translate("PrimaryLanguage", "ar") == arabic
+    assert translate("PrimaryLanguage", "ger") == translate("PrimaryLanguage", "deu")
+    assert translate("PrimaryLanguage", "zho")["code"] == "zh"
+    assert translate("PrimaryLanguage", "xyz") is None
+    assert translate("PrincipalLanguageOfMessage", "ara") is None  # only the maps the data file names
+    targets = {t["code"] for t in concept_map("PrimaryLanguage")["unmapped_targets"]}
+    assert set(load("iso639-bcp47.json")["codes"].values()) <= targets

@@ -1,0 +1,101 @@
+"""ADT-family IG rows added for issue 3 part A, each checked against the IG sheet it cites:
+DG1[Encounter]/DG1[EpisodeOfCare] (through the message spec's link `with`), CX[RelatedPerson-Mother],
+PID-19/PID-15/PID-6, XPN.15, XAD.9, PV1-43, MSH-17, the PrimaryLanguage ISO 639 sources, FT1 as a
+ChargeItem (no IG sheet: v2.5 6.5.1)."""
+from __future__ import annotations
+
+from mapper_helpers import only, resources, validation_errors
+
+MSH = "MSH|^~\\&|HIS|GHH|GW|PB|20240305143000+0800||ADT^A01^ADT_A01|C1|P|2.5.1|||||USA"
+
+
+def segment(name: str, fields: dict[int, str]) -> str:
+    """A segment with the given fields (by number) valued, the others empty."""
+    return "|".join([name] + [fields.get(n, "") for n in range(1, max(fields) + 1)])
+
+
+PATIENT = {1: "1", 3: "1^^^GHH^MR", 5: "Doe^John^^^^^L^^^^^^^^Johnny", 6: "Smith^Mary^Ann", 7: "19800101", 8: "M",
+           11: "1 Main St^^Town^^1^USA^H^^&Kent", 15: "ara^^HL70296^eng^^HL70296", 18: "A1^^^GHH^AN", 19: "123-45-6789"}
+PID = segment("PID", PATIENT)
+
+
+def test_dg1_is_a_diagnosis_of_the_visit_and_episode_with_use_and_rank(convert_er7) -> None:
+    """IG DG1[Encounter] DG1-6 -> diagnosis.use (DiagnosisType A -> AD), DG1-15 -> diagnosis.rank; DG1[EpisodeOfCare] role/rank."""
+    pv1 = segment("PV1", {1: "1", 2: "I", 3: "W1^1^1", 19: "V1^^^GHH^VN", 54: "EP1^^^GHH"})
+    bundle, report = convert_er7(MSH, PID, pv1, "DG1|1||J18.9^Pneumonia^I10||20240305|A|||||||||2")
+    condition = only(bundle, "Condition")
+    ref = {"reference": f"Condition/{condition['id']}"}
+    diagnosis = only(bundle, "Encounter")["diagnosis"][0]
+    assert diagnosis["condition"] == ref and diagnosis["rank"] == 2
+    assert diagnosis["use"]["coding"][0] == {"system": "http://terminology.hl7.org/CodeSystem/diagnosis-role", "code": "AD", "display": "Admission Diagnosis"}
+    episode = only(bundle, "EpisodeOfCare")["diagnosis"][0]
+    assert episode["condition"] == ref and episode["rank"] == 2 and episode["role"]["coding"][0]["code"] == "AD"
+    assert not any(u["element"] in ("DG1-6", "DG1-15") for u in report.as_dict()["unmapped"])
+    assert validation_errors(bundle) == []
+
+
+def test_pid_rows_added_for_the_patient(convert_er7) -> None:
+    bundle, _ = convert_er7(MSH, PID)
+    patient = only(bundle, "Patient")
+    ssn = next(i for i in patient["identifier"] if i["value"] == "123-45-6789")
+    assert [c["code"] for c in ssn["type"]["coding"]] == ["SS", "SB"]  # IG PID-19
+    language = patient["communication"][0]
+    assert language["preferred"] is True  # IG PID-15 note
+    # ISO 639-2 ara/eng -> the IG PrimaryLanguage targets (BCP 47), each before the sender's coding
+    assert [(c.get("system"), c["code"]) for c in language["language"]["coding"]][:2] == [("urn:ietf:bcp:47", "ar"), ("urn:ietf:bcp:47", "en")]
+    maiden = next(e for e in patient["extension"] if e["url"].endswith("patient-mothersMaidenName"))
+    assert maiden["valueString"] == "Mary Ann Smith"  # IG XPN[string]: assembled per XPN.11
+    assert {"given": ["Johnny"], "use": "nickname"} in patient["name"]  # IG XPN.15
+    assert patient["address"][0]["district"] == "Kent"  # IG XAD.9 via CWE[string]
+
+
+def test_mother_identifier_is_a_related_person(convert_er7) -> None:
+    """IG CX[RelatedPerson-Mother]: PID-21 -> RelatedPerson.identifier, relationship MTH, patient."""
+    bundle, _ = convert_er7(MSH, segment("PID", {**PATIENT, 21: "M77^^^GHH^MR"}))
+    mother = only(bundle, "RelatedPerson")
+    assert mother["identifier"][0]["value"] == "M77"
+    assert mother["relationship"][0]["coding"][0]["code"] == "MTH"
+    assert mother["patient"]["reference"] == f"Patient/{only(bundle, 'Patient')['id']}"
+    assert validation_errors(bundle) == []
+
+
+def test_prior_temporary_location_and_sender_country(convert_er7) -> None:
+    """IG PV1-43 (EncounterHistory.location, complete, temporary) and MSH[MessageHeader] MSH-17 sender country."""
+    bundle, _ = convert_er7(MSH, PID, segment("PV1", {1: "1", 2: "I", 3: "W1^1^1", 43: "ER^^^GHH"}))
+    prior = only(bundle, "Encounter")["location"][1]
+    assert prior["status"] == "completed"
+    assert prior["extension"][0]["valueCodeableConcept"]["coding"][0]["code"] == "temporary"
+    sender = next(o for o in resources(bundle, "Organization") if o.get("name") == "GHH")
+    assert sender["address"] == [{"country": "USA"}]
+    assert validation_errors(bundle) == []
+
+
+def test_ft1_is_a_charge_item_of_the_patient_and_visit(convert_er7) -> None:
+    msh = MSH.replace("ADT^A01^ADT_A01", "DFT^P03^DFT_P03")
+    ft1 = segment("FT1", {1: "1", 2: "T1", 4: "20191122", 5: "20191122", 6: "CG", 7: "71045^Xray chest^C4", 10: "2", 11: "100&USD"})
+    bundle, _ = convert_er7(msh, PID, "PV1|1|O|W1", ft1, "PR1|1||71045^Xray chest^C4||20191122")
+    charge = only(bundle, "ChargeItem")
+    assert charge["status"] == "billable" and charge["code"]["coding"][0]["code"] == "71045"
+    assert charge["quantity"] == {"value": 2} and charge["priceOverride"] == {"value": 100, "currency": "USD"}
+    assert charge["occurrenceDateTime"] == "2019-11-22"
+    assert charge["subject"]["reference"] == f"Patient/{only(bundle, 'Patient')['id']}"
+    assert charge["context"]["reference"] == f"Encounter/{only(bundle, 'Encounter')['id']}"
+    assert charge["service"] == [{"reference": f"Procedure/{only(bundle, 'Procedure')['id']}"}]
+    assert validation_errors(bundle) == []
+
+
+def test_prt_after_the_patient_is_a_care_team_participant_or_the_gp(convert_er7) -> None:
+    """IG ADT_A01 row 14: PRT-4 PP -> Patient.generalPractitioner; care roles -> one CareTeam of the patient (PRT[CareTeam])."""
+    admitting = segment("PRT", {1: "1", 2: "AD", 4: "AD^Admitting Provider^HL70912", 5: "D1^Who^Doc", 8: "GHH Hospital", 11: "20240301", 12: "20240310"})
+    gp = segment("PRT", {1: "2", 2: "AD", 4: "PP^Primary Care Provider^HL70912", 5: "D2^Gee^Pee"})
+    after_visit = segment("PRT", {1: "3", 2: "AD", 4: "AD^Admitting Provider^HL70912", 5: "D3^Not^Mapped"})
+    bundle, _ = convert_er7(MSH, PID, admitting, gp, segment("PV1", {1: "1", 2: "I"}), after_visit)
+    team = only(bundle, "CareTeam")
+    assert team["subject"]["reference"] == f"Patient/{only(bundle, 'Patient')['id']}"
+    first, second = team["participant"]
+    assert first["role"][0]["coding"][0]["code"] == "AD" and first["period"] == {"start": "2024-03-01", "end": "2024-03-10"}
+    assert first["onBehalfOf"]["reference"].startswith("Organization/") and second["role"][0]["coding"][0]["code"] == "PP"
+    gps = only(bundle, "Patient")["generalPractitioner"]
+    assert gps == [second["member"]]
+    assert len(resources(bundle, "Practitioner")) == 2  # the PRT after PV1 has no IG map
+    assert validation_errors(bundle) == []
