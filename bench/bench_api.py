@@ -8,6 +8,7 @@ trivial endpoint on the same server (/healthz) is measured in the same run as th
     /work/venv/bin/python bench/bench_api.py                       # SQLite, fresh data
     /work/venv/bin/python bench/bench_api.py --db postgresql://127.0.0.1:5432/test
     /work/venv/bin/python bench/bench_api.py --reuse --duration 5   # keep the loaded SQLite file
+    /work/venv/bin/python bench/bench_api.py --audit both            # with and without the audit trail
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -167,11 +168,11 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def start_server(db: str, port: int, workers: int | None) -> subprocess.Popen:
+def start_server(db: str, port: int, workers: int | None, audit: bool = True) -> subprocess.Popen:
     command = [sys.executable, "-m", "gateway", "serve", "--http", f"127.0.0.1:{port}", "--db", db]
     if workers:
         command += ["--workers", str(workers)]
-    server = subprocess.Popen(command, cwd=ROOT)
+    server = subprocess.Popen(command, cwd=ROOT, env={**os.environ, "PULSEBRIDGE_AUDIT": "on" if audit else "off"})
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
@@ -281,6 +282,8 @@ def main() -> None:
     parser.add_argument("--generator", choices=("auto", "wrk", "python"), default="auto")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--analyze", action="store_true", help="run ANALYZE on the store before serving (planner statistics)")
+    parser.add_argument("--audit", choices=("on", "off", "both"), default="on",
+                        help="the server's audit trail (PULSEBRIDGE_AUDIT); both: one run without, then one with")
     args = parser.parse_args()
 
     db = args.db or f"sqlite:///{Path(tempfile.gettempdir()) / f'pulsebridge-bench-{args.patients}x{args.per_patient}.db'}"
@@ -297,21 +300,24 @@ def main() -> None:
         analyze(db)
     use_wrk = args.generator == "wrk" or (args.generator == "auto" and shutil.which("wrk"))
     generator = run_wrk if use_wrk else run_python
-    port = free_port()
-    server = start_server(db, port, args.workers)
     results: list[Measurement] = []
-    try:
-        for scenario, paths in scenarios(args.patients, args.per_patient, random.Random(7)).items():
-            generator(port, scenario, paths, args.connections, 1.0)  # warm-up: caches, connections
-            results.append(generator(port, scenario, paths, args.connections, args.duration))
-            print(f"  {scenario}: {results[-1].per_second:,.0f}/s", file=sys.stderr)
-    finally:
-        server.terminate()
-        server.wait(timeout=20)
+    for audit in {"on": (True,), "off": (False,), "both": (False, True)}[args.audit]:
+        label = "" if args.audit != "both" else (" (audit on)" if audit else " (audit off)")
+        port = free_port()
+        server = start_server(db, port, args.workers, audit)
+        try:
+            for scenario, paths in scenarios(args.patients, args.per_patient, random.Random(7)).items():
+                generator(port, scenario, paths, args.connections, 1.0)  # warm-up: caches, connections
+                results.append(replace(generator(port, scenario, paths, args.connections, args.duration), scenario=scenario + label))
+                print(f"  {results[-1].scenario}: {results[-1].per_second:,.0f}/s", file=sys.stderr)
+        finally:
+            server.terminate()
+            server.wait(timeout=20)
 
     baseline = results[0].per_second
     print(f"\nPulseBridge API benchmark: {db.split('://')[0]}{' (ANALYZE run)' if args.analyze else ''}, {os.cpu_count()} cores, "
-          f"{'wrk' if use_wrk else 'Python keep-alive client'}, {args.connections} connections, {args.duration:.0f} s per scenario")
+          f"{'wrk' if use_wrk else 'Python keep-alive client'}, {args.connections} connections, {args.duration:.0f} s per scenario, "
+          f"audit {args.audit}")
     if ingest:
         print(f"store ingest: {ingest['resources']:,} resources in {ingest['seconds']} s = {ingest['resources_per_second']:,}/s")
     print("\n| scenario | requests/s | vs baseline | p50 ms | p99 ms | errors |\n|---|---:|---:|---:|---:|---:|")

@@ -7,9 +7,13 @@ from typing import Any
 from flask import Flask, Response
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
+from gateway import audit_trail
 from gateway.fhir.context import REPOSITORY_KEY
 from gateway.fhir.outcome import error_outcome, http_status
 from gateway.fhir.representation import fhir_response
+from gateway.request_guard import refuse_control_characters
+from gateway.security import access
+from gateway.settings import Settings, positive_int
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +35,9 @@ def create_app(config: dict | None = None) -> Flask:
     app.config.update(DEFAULTS)
     app.config.from_prefixed_env("PULSEBRIDGE")
     app.config.update(config or {})
+    # PULSEBRIDGE_MAX_BODY_BYTES: werkzeug refuses a larger request body with 413 before reading it (RFC 9110 15.5.14).
+    app.config["MAX_CONTENT_LENGTH"] = positive_int(str(app.config.get("MAX_BODY_BYTES", Settings.max_body_bytes)))
+    app.before_request(refuse_control_characters)  # NUL and other C0 characters: 400, never a store error
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
     repository = app.config.get("REPOSITORY")
@@ -54,6 +61,8 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(admin.blueprint())
     app.add_url_rule("/healthz", "healthz", _healthz, methods=["GET"])
     app.register_error_handler(Exception, _error_response)
+    access.install(app)  # bearer tokens and SMART scopes on every route (gateway.security.access)
+    audit_trail.install(app)  # an AuditEvent per request (IHE BALP)
     return app
 
 

@@ -3,6 +3,7 @@
 200 for AA/CA (and a recognised resend of an accepted message), 400 for AR/CR, 422 for AE/CE.
 With `Accept: application/fhir+json` an accepted message answers with the transaction-response
 Bundle (R4 bundle.html#transaction-response) instead of the ACK; a failure with an OperationOutcome.
+A body over PULSEBRIDGE_MAX_BODY_BYTES is refused with 413 and an OperationOutcome before it is read.
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from flask import Blueprint, Flask, Response, current_app, request
 from gateway.fhir import bundles
 from gateway.fhir.context import REPOSITORY_KEY
 from gateway.fhir.outcome import outcome
-from gateway.fhir.representation import fhir_response
+from gateway.fhir.representation import body_bytes, fhir_response
 from gateway.ingest import ACCEPTED, STATUS_DUPLICATE, STATUS_REJECTED, Ingestor, IngestResult
 
 INGESTOR_KEY = "pulsebridge.ingestor"
@@ -46,7 +47,7 @@ def http_status(result: IngestResult) -> int:
 def receive() -> Response:
     """Ingest the request body as one HL7 v2 message."""
     peer = f"{request.remote_addr or ''}"
-    result = ingestor().ingest(request.get_data(cache=False), peer=peer, transport="http")
+    result = ingestor().ingest(body_bytes(request), peer=peer, transport="http")
     status = http_status(result)
     if "application/fhir+json" in request.headers.get("Accept", ""):
         if result.status == ACCEPTED:

@@ -85,6 +85,8 @@ class Receipt:
     final: IngestResult | None = None
     header: tuple[str, str, str] = ("", "", "")  # MSH-3, MSH-4, MSH-10 as sent
     notes: list[str] = field(default_factory=list)
+    peer: str = ""  # who sent it, for the audit trail
+    transport: str = ""
 
 
 def _header(message: Message) -> tuple[str, str, str]:
@@ -155,7 +157,7 @@ class Ingestor:
             0, utc_now(), peer, transport, application, facility, control_id, message.message_type, digest(raw), raw, RECEIVED,
         ))
         mode = ack_mode(message)
-        receipt = Receipt(message_id, raw, message, header=(application, facility, control_id), mode=mode)
+        receipt = Receipt(message_id, raw, message, header=(application, facility, control_id), mode=mode, peer=peer, transport=transport)
         if mode.enhanced:
             receipt.accept_ack = ack_bytes(message)  # CA: the raw message is durable (v2.5 2.9.3.1)
         return receipt
@@ -175,7 +177,9 @@ class Ingestor:
             0, utc_now(), peer, transport, application, facility, control_id, "", digest(raw), raw, REJECTED, code, str(error),
         ))
         result = IngestResult(ack, STATUS_REJECTED, control_id, str(error), message_id, code)
-        return Receipt(message_id, raw, None, final=result, header=(application, facility, control_id))
+        receipt = Receipt(message_id, raw, None, final=result, header=(application, facility, control_id), peer=peer, transport=transport)
+        self._audit_after(receipt, code, error)
+        return receipt
 
     def apply(self, receipt: Receipt) -> IngestResult:
         """Map and store a logged message in one transaction with its log mark; then the ACK."""
@@ -203,6 +207,7 @@ class Ingestor:
                 if original is not None:
                     self.log.finish(unit, receipt.message_id, DUPLICATE, original.ack_code,
                                     f"resend of message {original.id}", duplicate_of=original.id)
+                    self._audit(receipt, original.ack_code, note=f"resend of message {original.id}")
                 else:
                     mapped = requests
                     requests, clocks, notes = self._order_guard(unit, requests, event)
@@ -215,6 +220,7 @@ class Ingestor:
                     results = self.repository.transaction(requests) if requests else []
                     self.log.set_clocks(unit, clocks, receipt.message_id)
                     self.log.finish(unit, receipt.message_id, APPLIED, "AA", "; ".join(notes))
+                    self._audit(receipt, "AA", resources=[r.url for r in requests if r.method == "PUT"])
         except HL7Error as error:
             return self._fail(receipt, error)
         except StorageError as error:
@@ -262,6 +268,7 @@ class Ingestor:
         status = REJECTED if error.rejects else ERROR
         with self.log.unit() as unit:
             self.log.finish(unit, receipt.message_id, status, code, str(error))
+        self._audit_after(receipt, code, error)
         ack = receipt.accept_ack or ack_bytes(message, error=error, application=False)
         outcome = STATUS_REJECTED if error.rejects else STATUS_ERROR
         return IngestResult(ack, outcome, receipt.header[2], str(error), receipt.message_id, code)
@@ -280,6 +287,21 @@ class Ingestor:
             ack = ack_bytes(message, error=failure)
         return IngestResult(ack, status, receipt.header[2], reason if code != "AA" else None, receipt.message_id, code)
 
+    def _audit(self, receipt: Receipt, ack_code: str, *, error: HL7Error | None = None,
+               resources: list[str] | None = None, note: str | None = None) -> None:
+        """The message's AuditEvent (DICOM 110107 Import), in the caller's open unit when there is one."""
+        if self.settings.audit:
+            from gateway.audit_trail import record_ingest
+
+            record_ingest(self.repository, receipt, ack_code, error=error, resources=resources or (), note=note)
+
+    def _audit_after(self, receipt: Receipt, ack_code: str, error: HL7Error) -> None:
+        """The AuditEvent of a message that failed, in its own transaction; a failure to store it is logged, not raised."""
+        try:
+            self._audit(receipt, ack_code, error=error)
+        except Exception as failure:  # noqa: BLE001 - the message's outcome is already logged durably
+            log.error("audit event of message %s could not be stored (%s)", receipt.message_id, type(failure).__name__)
+
     # -- dead letters and recovery ------------------------------------------------------------
 
     def replay(self, message_id: int) -> IngestResult:
@@ -295,7 +317,8 @@ class Ingestor:
             with self.log.unit() as unit:
                 self.log.finish(unit, message_id, REJECTED, "AR", str(error))
             return IngestResult(ack_for_unparseable(row.raw, error), STATUS_REJECTED, row.control_id, str(error), message_id, "AR")
-        receipt = Receipt(message_id, row.raw, message, header=(row.sending_application, row.sending_facility, row.control_id))
+        receipt = Receipt(message_id, row.raw, message, header=(row.sending_application, row.sending_facility, row.control_id),
+                          peer=row.peer, transport=row.transport)
         return self.apply(receipt)
 
     def recover(self) -> list[IngestResult]:

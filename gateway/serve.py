@@ -35,6 +35,35 @@ class ServeOptions:
     services: list[Service] = field(default_factory=list)  # e.g. --mllp, --watch listeners
 
 
+class UnsafeBind(ValueError):
+    """A listener reachable from other hosts with no authentication configured (DESIGN.md: secure by default)."""
+
+
+def security_notice(listeners: dict[str, str], *, authentication: str | None, insecure: bool) -> list[str]:
+    """Start-up lines saying how callers are authenticated; UnsafeBind for a non-loopback bind without authentication.
+
+    `listeners` maps an option (--http, --mllp) to its HOST:PORT ('' when off); `authentication` describes the
+    token check (None when no secret or JWKS is configured); `insecure` is the explicit --insecure."""
+    from gateway.address import split_address
+    from gateway.allow_list import is_loopback_bind
+
+    exposed = {option: address for option, address in listeners.items() if address and not is_loopback_bind(split_address(address)[0])}
+    if authentication is not None:
+        lines = [f"authentication: on ({authentication}); every FHIR, /hl7/v2 and /admin request needs a bearer token"]
+        if exposed.get("--mllp"):
+            lines.append(f"note: MLLP on {exposed['--mllp']} carries no token; admit senders with --mllp-allow and TLS")
+        return lines
+    if exposed and not insecure:
+        names = ", ".join(f"{option} {address}" for option, address in exposed.items())
+        raise UnsafeBind(
+            f"{names} would be reachable from other hosts with no authentication: set --auth-secret / PULSEBRIDGE_AUTH_SECRET "
+            "or --auth-jwks / PULSEBRIDGE_AUTH_JWKS, bind 127.0.0.1, or pass --insecure to accept the risk"
+        )
+    if exposed:
+        return [f"WARNING: authentication is off and {', '.join(exposed.values())} is reachable from other hosts (--insecure)"]
+    return ["authentication: off; listening on loopback only (set --auth-secret or --auth-jwks to serve other hosts)"]
+
+
 def build_app(options: ServeOptions) -> Flask:
     """The app one worker serves, on its own repository connection (opened after fork)."""
     from gateway.app import create_app
@@ -116,6 +145,7 @@ def run(options: ServeOptions) -> None:
         "proc_name": "pulsebridge",
         "accesslog": None,  # request URLs can carry patient identifiers: no access log (DESIGN.md, PHI)
         "errorlog": "-",
+        "logger_class": "gateway.log_hygiene.GunicornLogger",  # no exception text, query strings or headers in logs
         "loglevel": "warning",
         "preload_app": False,
         "when_ready": when_ready,

@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from adapters.hl7v2.charset import DEFAULT_FALLBACK
 from adapters.hl7v2.er7 import Limits
+from gateway.allow_list import AllowList, parse_allow_list
 
 PREFIX = "PULSEBRIDGE_"
 
@@ -78,6 +79,40 @@ def time_zone(text: str) -> tzinfo:
         raise ValueError(f"expected UTC, an offset like +08:00 or a zone like Asia/Shanghai, got {text!r}") from None
 
 
+def readable_file(text: str) -> str:
+    """A path to an existing file (a PEM certificate, key or CA bundle)."""
+    path = os.path.expanduser(text.strip())
+    if not os.path.isfile(path) or not os.access(path, os.R_OK):
+        raise ValueError(f"{text!r} is not a readable file")
+    return path
+
+
+def on_off(text: str) -> bool:
+    """`on`/`off` (also true/false, yes/no, 1/0)."""
+    value = text.strip().lower()
+    if value in ("on", "true", "yes", "1"):
+        return True
+    if value in ("off", "false", "no", "0"):
+        return False
+    raise ValueError(f"expected on or off, got {text!r}")
+
+
+def hs256_secret(text: str) -> str:
+    """An HS256 secret of at least 32 bytes (RFC 7518 section 3.2)."""
+    from gateway.security.tokens import check_secret
+
+    return check_secret(text.strip())
+
+
+def jwks_file(text: str) -> str:
+    """A readable JWKS file (RFC 7517) holding RSA or EC public keys."""
+    from gateway.security.tokens import load_jwks
+
+    path = readable_file(text)
+    load_jwks(path)
+    return path
+
+
 def setting(default: Any, parse: Callable[[str], Any], help: str) -> Any:
     """Declare one setting: its default, the parser for its environment text, and what it does."""
     return field(default=default, metadata={"parse": parse, "help": help})
@@ -97,6 +132,21 @@ class Settings:
     strong_identifiers: str = setting(
         "NNCHN", str.strip, "identifiers that name one person across sources: v2 0203 type codes and/or system URIs, comma-separated"
     )
+    # Hardening (issue 7): who may connect over MLLP, MLLP over TLS, the largest HTTP request body.
+    mllp_allow: AllowList = setting(
+        AllowList(), parse_allow_list, "MLLP senders admitted: IPs and CIDR networks, comma-separated (required on a non-loopback bind)"
+    )
+    mllp_tls_cert: str = setting("", readable_file, "PEM certificate chain of the MLLP listener; set with the key to speak MLLP over TLS")
+    mllp_tls_key: str = setting("", readable_file, "PEM private key of the MLLP listener's certificate")
+    mllp_tls_client_ca: str = setting("", readable_file, "PEM CA bundle: when set, MLLP clients must present a certificate it signed")
+    max_body_bytes: int = setting(16 * 1024**2, positive_int, "largest HTTP request body accepted, in bytes (413 above it)")
+    audit: bool = setting(True, on_off, "record an AuditEvent for every FHIR/admin request and every HL7 v2 message (off only for benchmarks)")
+    # Authentication (issue 7): bearer JWTs with SMART v2 scopes; with neither secret nor JWKS, serve binds loopback only.
+    auth_secret: str = setting("", hs256_secret, "HS256 shared secret (32+ bytes) that access tokens are signed with")
+    auth_jwks: str = setting("", jwks_file, "JWKS file of RSA/EC public keys for RS256/ES256 access tokens")
+    auth_issuer: str = setting("", str.strip, "when set, access tokens must carry this iss")
+    auth_audience: str = setting("", str.strip, "when set, access tokens must carry this aud (e.g. the FHIR base URL)")
+    insecure: bool = setting(False, on_off, "serve other hosts without authentication (never in production)")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

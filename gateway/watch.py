@@ -12,7 +12,11 @@ Rules:
   size and modification time for `settle` seconds.
 * Only regular files directly in DIR, by name: no sub-directories, and a symbolic link is never
   followed (it is filed under failed/ itself, unread). Files are opened relative to DIR's
-  descriptor with O_NOFOLLOW, so nothing outside DIR can be read or moved.
+  descriptor with O_NOFOLLOW, so nothing outside DIR can be read or moved. A file with more than
+  one hard link may be another name for a file elsewhere: it is filed under failed/ unread too.
+  processed/ and failed/ must be real directories: a link there stops the watcher at start.
+* A file whose ingestion fails unexpectedly (say the store refuses a value) is filed under failed/
+  with the error's type; the watcher carries on with the next file.
 * A crash part-way through a file leaves it in DIR; at the next start it is read again and its
   applied messages are recognised as resends (gateway.ingest), so nothing is doubled. A file in
   failed/ can be moved back into DIR after a fix for the same reason.
@@ -57,6 +61,10 @@ class FiledFile:
     lines: tuple[str, ...]
 
 
+class WatchFolderError(OSError):
+    """The watched folder cannot be used safely (its processed/ or failed/ is a link, say)."""
+
+
 def _is_partial(name: str) -> bool:
     return name.startswith(".") or name.endswith(PARTIAL_SUFFIXES) or name.endswith(REASON_SUFFIX)
 
@@ -69,7 +77,13 @@ class WatchFolder:
         self.ingestor = ingestor
         self.settle = settle
         self._dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-        self._targets = {kind: self._subdirectory(kind) for kind in (PROCESSED, FAILED)}
+        self._targets: dict[str, int] = {}
+        try:
+            for kind in (PROCESSED, FAILED):
+                self._targets[kind] = self._subdirectory(kind)
+        except WatchFolderError:
+            self.close()
+            raise
         self._seen: dict[str, tuple[int, int, float]] = {}  # name -> (size, mtime_ns, when first seen so)
 
     def close(self) -> None:
@@ -77,12 +91,17 @@ class WatchFolder:
             os.close(fd)
 
     def _subdirectory(self, kind: str) -> int:
-        """processed/ or failed/ inside DIR, created if missing; refused if it is a link."""
+        """processed/ or failed/ inside DIR, created if missing; refused (WatchFolderError) if it is a link or not a directory."""
         try:
             os.mkdir(kind, 0o750, dir_fd=self._dir_fd)
         except FileExistsError:
             pass
-        return os.open(kind, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=self._dir_fd)
+        try:
+            return os.open(kind, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=self._dir_fd)
+        except OSError:
+            path = os.path.join(self.directory, kind)
+            what = "a symbolic link" if os.path.islink(path) else "not a directory"
+            raise WatchFolderError(f"{path} is {what}: files are only filed into real sub-directories") from None
 
     def ready(self, now: float | None = None) -> list[str]:
         """Names of the files complete enough to read now (sorted, oldest name first)."""
@@ -127,9 +146,17 @@ class WatchFolder:
             reason = "symbolic link, not followed" if error.errno == errno.ELOOP else error.strerror
             return self._file(name, FAILED, [f"file not read: {reason}"])
         with os.fdopen(fd, "rb") as handle:
-            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            info = os.fstat(handle.fileno())
+            if not stat.S_ISREG(info.st_mode):
                 return self._file(name, FAILED, ["file not read: not a regular file"])
-            results = self._ingest(name, handle)
+            if info.st_nlink > 1:
+                return self._file(name, FAILED, ["file not read: it has other hard links, which may lie outside the folder"])
+            try:
+                results = self._ingest(name, handle)
+            except Exception as error:  # noqa: BLE001 - one poisonous file must not stop the watcher
+                # No file name in the log (senders may name files after patients); the reason file says which.
+                log.exception("a watched file could not be ingested; filed under %s/", FAILED)
+                return self._file(name, FAILED, [f"file not ingested: {type(error).__name__} (see the message log for what was applied)"])
         if not results:
             return self._file(name, FAILED, ["no HL7 v2 message found (each message starts with an MSH segment)"])
         outcome = PROCESSED if all(result.status in _GOOD for _, result in results) else FAILED
@@ -192,7 +219,11 @@ def watch_forever(db: str, directory: str, *, settle: float = DEFAULT_SETTLE, in
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stopping.set())
     repository = open_repository(db)
-    folder = WatchFolder(directory, Ingestor(repository, load_settings()), settle=settle)
+    try:
+        folder = WatchFolder(directory, Ingestor(repository, load_settings()), settle=settle)
+    except WatchFolderError as error:
+        repository.close()
+        sys.exit(f"gateway.watch: {error}")
     print(f"watching {directory} for HL7 v2 files", file=sys.stderr, flush=True)
     try:
         while not stopping.is_set():
@@ -214,6 +245,7 @@ def watch_service(directory: str, *, settle: float = DEFAULT_SETTLE) -> Service:
 
 
 def main(argv: list[str] | None = None) -> None:
+    from gateway.log_hygiene import configure_logging
     from gateway.settings import Settings
 
     parser = argparse.ArgumentParser(prog="gateway.watch", description="PulseBridge watched folder")
@@ -222,7 +254,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--settle", type=float, default=DEFAULT_SETTLE)
     parser.add_argument("--interval", type=float, default=DEFAULT_INTERVAL)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging()
     watch_forever(args.db, args.directory, settle=args.settle, interval=args.interval)
 
 

@@ -8,6 +8,15 @@ import time
 from adapters.hl7v2.mllp import read_frame, send_frame
 
 
+def client_tls_context(ca: str | None = None, cert: str | None = None, key: str | None = None) -> ssl.SSLContext:
+    """A TLS 1.2+ client context (RFC 9325) verifying the receiver against `ca` (else the system store), optionally with a client certificate."""
+    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=ca)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if cert:
+        context.load_cert_chain(cert, key)
+    return context
+
+
 class MLLPClient:
     """Sends messages in order on one connection; a lost connection is reopened and the unacknowledged
     message resent, as the original acknowledgment rules expect of a sender (v2.5 2.9.2)."""
@@ -51,6 +60,9 @@ class MLLPClient:
                 if ack is not None:
                     return ack
                 last_error = ConnectionError("the receiver closed the connection before acknowledging")
+            except ssl.SSLCertVerificationError as exc:  # the receiver is not who it claims: resending cannot help
+                self.close()
+                raise ConnectionError(f"{self.host}:{self.port}: TLS certificate not trusted: {exc.verify_message}") from None
             except OSError as exc:  # refused, reset, timed out: reconnect and resend
                 last_error = exc
             self.close()

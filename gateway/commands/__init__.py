@@ -9,6 +9,7 @@ from gateway.commands.ingest import ingest
 from gateway.commands.inspect import inspect
 from gateway.commands.send import send
 from gateway.commands.serve import serve
+from gateway.commands.token import token
 from gateway.commands.validate import validate
 
-COMMANDS: list[click.Command] = [serve, convert, ingest, send, inspect, validate, deadletters]
+COMMANDS: list[click.Command] = [serve, convert, ingest, send, inspect, validate, deadletters, token]

@@ -2,13 +2,18 @@
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
 from gateway.address import split_address
 from gateway.commands.inputs import iter_inputs
 
+if TYPE_CHECKING:
+    import ssl
+
 _ACCEPTED = {"AA", "CA"}
+_FILE = click.Path(exists=True, dir_okay=False, readable=True)
 
 
 def _host_port(value: str) -> tuple[str, int]:
@@ -18,13 +23,29 @@ def _host_port(value: str) -> tuple[str, int]:
         raise click.BadParameter(str(exc)) from None
 
 
+def _tls_context(ca: str | None, cert: str | None, key: str | None) -> ssl.SSLContext:
+    from adapters.hl7v2.mllp_client import client_tls_context
+
+    if key and not cert:
+        raise click.UsageError("--key needs --cert")
+    try:
+        return client_tls_context(ca, cert, key)
+    except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError: a bad PEM file, a key that does not match
+        raise click.UsageError(f"TLS set-up failed: {exc}") from None
+
+
 @click.command()
 @click.argument("paths", nargs=-1, required=True)
 @click.option("--to", "target", required=True, help="Receiver as HOST:PORT (MLLP).")
 @click.option("--timeout", default=30.0, show_default=True, help="Seconds to wait for each ACK.")
 @click.option("--retries", default=3, show_default=True, help="Reconnect-and-resend attempts per message.")
 @click.option("--verbose", "-v", is_flag=True, help="Print every ACK in full, one segment per line.")
-def send(paths: tuple[str, ...], target: str, timeout: float, retries: int, verbose: bool) -> None:
+@click.option("--tls", is_flag=True, help="MLLP over TLS; the receiver's certificate is verified (--ca, else the system CAs).")
+@click.option("--ca", type=_FILE, help="PEM CA bundle that signed the receiver's certificate (implies --tls).")
+@click.option("--cert", type=_FILE, help="PEM client certificate, for receivers that require one (implies --tls).")
+@click.option("--key", type=_FILE, help="PEM private key of --cert (if not inside the --cert file).")
+def send(paths: tuple[str, ...], target: str, timeout: float, retries: int, verbose: bool,
+         tls: bool, ca: str | None, cert: str | None, key: str | None) -> None:
     """Send HL7 v2 messages over MLLP and print each acknowledgment.
 
     Exit status 0 when every message was accepted (AA/CA), 1 otherwise, 2 on usage errors.
@@ -33,8 +54,9 @@ def send(paths: tuple[str, ...], target: str, timeout: float, retries: int, verb
     from adapters.hl7v2.mllp_client import MLLPClient
 
     host, port = _host_port(target)
+    context = _tls_context(ca, cert, key) if tls or ca or cert or key else None
     failures = 0
-    with MLLPClient(host, port, timeout=timeout, retries=retries) as client:
+    with MLLPClient(host, port, timeout=timeout, retries=retries, tls=context) as client:
         for item in iter_inputs(paths):
             if item.payload is None:
                 click.echo(f"{item.where}: not sent: {item.too_large}", err=True)

@@ -70,8 +70,17 @@ def _resource(resource_type: str, routes: tuple) -> dict:
     return entry
 
 
-@lru_cache(maxsize=8)  # keyed by the base URL, which the Host header decides
 def capability_statement(base: str, routes: tuple | None = None) -> dict:
+    """What this server does, per type and system-wide, and rest.security when the app checks bearer tokens."""
+    from flask import has_app_context
+
+    from gateway.security.access import authentication_configured
+
+    return _capability_statement(base, routes, has_app_context() and authentication_configured())
+
+
+@lru_cache(maxsize=8)  # keyed by the base URL, which the Host header decides
+def _capability_statement(base: str, routes: tuple | None, secured: bool) -> dict:
     """What this server does, per type and system-wide; nothing is declared that routes.py does not serve."""
     if routes is None:
         from gateway.fhir.routes import ROUTES  # the route table imports the handlers, which import this module
@@ -93,6 +102,14 @@ def capability_statement(base: str, routes: tuple | None = None) -> dict:
                 "mode": "server",
                 "resource": [_resource(resource_type, routes) for resource_type in sorted(supported_types())],
                 "interaction": [{"code": code} for code in system],
+                **({"security": _security()} if secured else {}),
             }
         ],
     }
+
+
+def _security() -> dict:
+    """rest.security: SMART-on-FHIR bearer tokens (gateway.security.smart)."""
+    from gateway.security.smart import security_element
+
+    return security_element()

@@ -7,7 +7,7 @@ official R4 CompartmentDefinition/patient by conformance/data/build_patient_comp
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import cache
@@ -16,12 +16,16 @@ from typing import Any
 
 from adapters.storage import search_parameters as indexed
 from adapters.storage.base import Repository
-from adapters.storage.query import SearchFilter, SearchQuery, SearchValue
+from adapters.storage.indexing import IndexRows, index_parameter
+from adapters.storage.query import SearchFilter, SearchQuery, SearchValue, SortKey
 
 COMPARTMENT_FILE = Path(__file__).resolve().parents[2] / "conformance" / "data" / "patient-compartment.json"
 RECORD_FILE = Path(__file__).resolve().parent / "data" / "patient-record.json"
 # One search pulls at most this many resources per (type, parameter); a record is never cut silently.
 _BATCH = 10_000
+# The compartment parameter that confines a search to one patient's record, in order of preference
+# (the one that names the patient the resource is about, rather than a performer or author).
+BINDING_PREFERENCE = ("patient", "beneficiary", "subject", "actor")
 
 
 @cache
@@ -35,6 +39,36 @@ def compartment_parameters() -> dict[str, tuple[str, ...]]:
         if usable:
             members[resource_type] = usable
     return members
+
+
+def binding_parameter(resource_type: str) -> str | None:
+    """The search parameter that confines a search of `resource_type` to a patient's compartment, or None outside it."""
+    names = compartment_parameters().get(resource_type)
+    if not names:
+        return None
+    return next((name for name in BINDING_PREFERENCE if name in names), names[0])
+
+
+def compartment_filter(resource_type: str, name: str, patient_ids: Iterable[str]) -> SearchFilter:
+    """`name=Patient/a,Patient/b`: resources whose `name` reference is one of these patients (compartmentdefinition-patient.html)."""
+    return _filter(resource_type, name, ",".join(f"Patient/{patient_id}" for patient_id in patient_ids))
+
+
+def compartment_patients(resource: dict) -> frozenset[str] | None:
+    """Ids of the Patients whose compartment holds `resource`; None when its type is not in the Patient compartment."""
+    resource_type = resource.get("resourceType")
+    if resource_type == "Patient":
+        linked = (_reference_id(link.get("other"), "Patient") for link in resource.get("link") or [])
+        return frozenset([resource.get("id"), *linked]) - {None}
+    names = compartment_parameters().get(str(resource_type))
+    if names is None:
+        return None
+    rows = IndexRows()
+    for name in names:
+        spec = indexed.parameter(str(resource_type), name)
+        if spec is not None:
+            index_parameter(spec, resource, rows)
+    return frozenset(target_id for _key, target_type, target_id, _url in rows.reference if target_type == "Patient" and target_id)
 
 
 @cache
@@ -89,30 +123,111 @@ class RecordFilter:
 
 
 def patient_record(repository: Repository, patient_ids: list[str], record_filter: RecordFilter = RecordFilter()) -> list[dict]:
-    """The patients, their compartments and the resources those refer to, sorted by (resourceType, id), each once."""
-    patient_refs = ",".join(f"Patient/{patient_id}" for patient_id in patient_ids)
-    found: dict[tuple[str, str], dict] = {}
-    for patient in _search(repository, "Patient", [("_id", ",".join(patient_ids))]):
-        found[("Patient", patient["id"])] = patient
-    for resource_type, names in compartment_parameters().items():
-        if resource_type == "Patient":
-            continue  # Patient.link members are the linked patients, gathered above
-        date_name = care_date_parameter(resource_type)
-        for name in names:
-            pairs = [(name, patient_refs)]
-            if date_name and record_filter.start:
-                pairs.append((date_name, f"ge{record_filter.start}"))
-            if date_name and record_filter.end:
-                pairs.append((date_name, f"le{record_filter.end}"))
-            for resource in _search(repository, resource_type, pairs):
-                found.setdefault((resource_type, resource["id"]), resource)
-    for key, resource in _referenced(repository, found):
-        found.setdefault(key, resource)
+    """The whole record in page order (record_page): compartment members by (resourceType, id), then the resources they
+    refer to by (resourceType, id), each once."""
+    members = _members_by_key(repository, patient_ids, record_filter)
     since = record_filter.since
-    return [
-        found[key] for key in sorted(found)
-        if record_filter.wants(key[0]) and (since is None or _last_updated(found[key]) >= since)
-    ]
+    kept = [members[key] for key in sorted(members)
+            if record_filter.wants(key[0]) and (since is None or _last_updated(members[key]) >= since)]
+    return kept + _referenced_tail(repository, members, record_filter)
+
+
+@dataclass(frozen=True)
+class RecordPage:
+    """One page of a patient record; `total` is known when the page had to look at the whole record (or needs nothing else)."""
+
+    resources: list[dict]
+    total: int | None
+    more: bool
+
+
+def record_page(repository: Repository, patient_ids: list[str], record_filter: RecordFilter, offset: int, count: int) -> RecordPage:
+    """Resources [offset, offset + count) of the record (patient-operation-everything.html, paged as search.html#paging).
+
+    The order is fixed, so following the pages yields each resource once: the compartment members grouped by type
+    (types in name order, ids in store order), then the Practitioners, Organizations ... they refer to. A page counts
+    each type's members (one COUNT per type and parameter) and reads only the types it covers; the referenced tail
+    needs the whole record, so only the page that reaches it reads everything.
+    """
+    page: list[dict] = []
+    position = 0
+    for resource_type in sorted(_member_types()):
+        if not record_filter.wants(resource_type):
+            continue
+        size, read = _type_members(repository, resource_type, patient_ids, record_filter)
+        start = max(0, offset - position)
+        if size > start and len(page) < count:
+            page += read(start, count - len(page))
+        position += size
+    if not (referenced_types() & (record_filter.types or referenced_types())):
+        return RecordPage(page, position, offset + count < position)
+    if offset + count < position:
+        return RecordPage(page, None, True)
+    tail = _referenced_tail(repository, _members_by_key(repository, patient_ids, record_filter), record_filter)
+    start = max(0, offset - position)
+    page += tail[start:start + count - len(page)]
+    total = position + len(tail)
+    return RecordPage(page, total, offset + count < total)
+
+
+def _member_types() -> list[str]:
+    """The compartment's resource types that belong to a record (excludedTypes left out), Patient included."""
+    excluded = set(_record_rules()["excludedTypes"])
+    return [resource_type for resource_type in compartment_parameters() if resource_type not in excluded]
+
+
+def _member_searches(resource_type: str, patient_ids: list[str], record_filter: RecordFilter) -> list[list[tuple[str, str]]]:
+    """The searches whose union is a type's members: one per compartment parameter, care dates as start/end say."""
+    if resource_type == "Patient":
+        return [[("_id", ",".join(patient_ids))]]  # Patient.link members are the linked patients themselves
+    patient_refs = ",".join(f"Patient/{patient_id}" for patient_id in patient_ids)
+    date_name = care_date_parameter(resource_type)
+    searches = []
+    for name in compartment_parameters()[resource_type]:
+        pairs = [(name, patient_refs)]
+        if date_name and record_filter.start:
+            pairs.append((date_name, f"ge{record_filter.start}"))
+        if date_name and record_filter.end:
+            pairs.append((date_name, f"le{record_filter.end}"))
+        searches.append(pairs)
+    return searches
+
+
+def _type_members(
+    repository: Repository, resource_type: str, patient_ids: list[str], record_filter: RecordFilter
+) -> tuple[int, Callable[[int, int], list[dict]]]:
+    """How many members a type has in this record, and a reader of a window of them in a fixed order."""
+    searches = _member_searches(resource_type, patient_ids, record_filter)
+    if record_filter.since is not None:
+        since = ("_lastUpdated", f"ge{record_filter.since.isoformat()}")
+        searches = [[*pairs, since] for pairs in searches]
+    counted = [(pairs, _count(repository, resource_type, pairs)) for pairs in searches]
+    found = [(pairs, size) for pairs, size in counted if size]
+    if len(found) == 1:
+        pairs, size = found[0]
+        return size, lambda start, limit: _window(repository, resource_type, pairs, start, limit)
+    # Several parameters match (say, a patient who is also the performer of their own readings): their union by id.
+    union = {resource["id"]: resource for pairs, _ in found for resource in _search(repository, resource_type, pairs)}
+    members = [union[key] for key in sorted(union)]
+    return len(members), lambda start, limit: members[start:start + limit]
+
+
+def _members_by_key(repository: Repository, patient_ids: list[str], record_filter: RecordFilter) -> dict[tuple[str, str], dict]:
+    """Every compartment member of every type (care dates applied; _type and _since not: references are followed from all)."""
+    members: dict[tuple[str, str], dict] = {}
+    for resource_type in _member_types():
+        for pairs in _member_searches(resource_type, patient_ids, record_filter):
+            for resource in _search(repository, resource_type, pairs):
+                members.setdefault((resource_type, resource["id"]), resource)
+    return members
+
+
+def _referenced_tail(repository: Repository, members: dict[tuple[str, str], dict], record_filter: RecordFilter) -> list[dict]:
+    """The resources outside the compartment that members refer to, by (resourceType, id), as _type and _since select."""
+    since = record_filter.since
+    tail = {key: resource for key, resource in _referenced(repository, members)
+            if record_filter.wants(key[0]) and (since is None or _last_updated(resource) >= since)}
+    return [tail[key] for key in sorted(tail)]
 
 
 def _referenced(repository: Repository, record: dict[tuple[str, str], dict]) -> Iterator[tuple[tuple[str, str], dict]]:
@@ -178,6 +293,19 @@ def _search(repository: Repository, resource_type: str, pairs: Iterable[tuple[st
         if len(page) < _BATCH:
             return results
         offset += _BATCH
+
+
+def _count(repository: Repository, resource_type: str, pairs: Iterable[tuple[str, str]]) -> int:
+    """How many current resources match (search.html#summary: _summary=count)."""
+    filters = tuple(_filter(resource_type, name, value) for name, value in pairs)
+    return repository.search(SearchQuery(resource_type, filters=filters, count=0, total="accurate", summary="count")).total or 0
+
+
+def _window(repository: Repository, resource_type: str, pairs: Iterable[tuple[str, str]], start: int, limit: int) -> list[dict]:
+    """Matches [start, start + limit) in id order (_sort=_id): the same order on every page."""
+    filters = tuple(_filter(resource_type, name, value) for name, value in pairs)
+    query = SearchQuery(resource_type, filters=filters, count=limit, offset=start, total="none", sort=(SortKey("_id"),))
+    return repository.search(query).matches
 
 
 def _filter(resource_type: str, name: str, raw: str) -> SearchFilter:

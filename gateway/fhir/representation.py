@@ -6,8 +6,10 @@ from email.utils import format_datetime
 
 import orjson
 from flask import Request, Response
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from gateway.fhir.outcome import BadRequest, NotAcceptable, UnsupportedMediaType
+from gateway.request_guard import check_json_strings
 
 FHIR_JSON = "application/fhir+json"
 # R4 accepts the plain JSON type and the DSTU2-era "application/json+fhir" that older clients send.
@@ -15,10 +17,31 @@ JSON_TYPES = (FHIR_JSON, "application/json", "application/json+fhir")
 FORMAT_ALIASES = {"json": FHIR_JSON, "application/fhir+json": FHIR_JSON, "application/json": FHIR_JSON, "application/json+fhir": FHIR_JSON}
 # Parameters of http.html#general-parameters that shape the response, never the query.
 GENERAL_PARAMETERS = frozenset({"_format", "_pretty"})
+# Deepest JSON nesting accepted in a request body. Real resources stay far below it (a Bundle entry's
+# contained resource's nested extensions: ~15 levels); deeper input exists only to exhaust recursive
+# validators, so it is refused up front with 400 instead of failing later with a RecursionError.
+MAX_JSON_DEPTH = 100
+
+
+# Summary documents ($summary) also have a human view: a printable HTML page (documents.html#presentation).
+HTML = "text/html"
+HTML_FORMATS = frozenset({"html", HTML})
+HTML_VIEW_SUFFIX = "/$summary"
+
+
+def wants_html(request: Request) -> bool:
+    """`_format=html` (or text/html), or an Accept header that prefers text/html to every JSON type (browsers)."""
+    requested = request.args.get("_format")
+    if requested is not None:
+        return requested.strip().split(";")[0] in HTML_FORMATS
+    accept = request.accept_mimetypes
+    return bool(accept) and accept.best_match((*JSON_TYPES, HTML)) == HTML
 
 
 def check_acceptable(request: Request) -> None:
-    """Refuse, with 406, a `_format` or Accept header that asks for anything but JSON."""
+    """Refuse, with 406, a `_format` or Accept header that asks for anything but JSON (or HTML, for a summary)."""
+    if request.path.endswith(HTML_VIEW_SUFFIX) and wants_html(request):
+        return
     requested = request.args.get("_format")
     if requested is not None:
         # A '+' in a query string decodes to a space: "application/fhir json".
@@ -30,12 +53,27 @@ def check_acceptable(request: Request) -> None:
         raise NotAcceptable(f"Accept {request.headers.get('Accept')!r} is not supported; this server speaks JSON only")
 
 
+def body_bytes(request: Request) -> bytes:
+    """The raw request body; 413 when it exceeds PULSEBRIDGE_MAX_BODY_BYTES (RFC 9110 15.5.14).
+
+    werkzeug refuses a declared Content-Length over the limit, but cuts a chunked body of unknown
+    length silently at the limit: such a body that reaches the limit is refused here."""
+    data = request.get_data(cache=False)
+    limit = request.max_content_length
+    if limit is not None and request.content_length is None and len(data) >= limit:
+        raise RequestEntityTooLarge()
+    return data
+
+
 def read_body(request: Request) -> dict:
-    """The request body as a JSON object; 415 for other media types, 400 for malformed JSON."""
+    """The request body as a JSON object (http.html#create); 415 other media types, 400 malformed, too deep or not an object,
+    422 a control character in a string.
+
+    Bodies over PULSEBRIDGE_MAX_BODY_BYTES are refused with 413 by werkzeug before they are read."""
     mimetype = request.mimetype
     if mimetype and mimetype not in JSON_TYPES:
         raise UnsupportedMediaType(f"Content-Type {mimetype!r} is not supported; send {FHIR_JSON}")
-    data = request.get_data(cache=False)
+    data = body_bytes(request)
     if not data:
         raise BadRequest("The request has no body")
     try:
@@ -44,7 +82,24 @@ def read_body(request: Request) -> dict:
         raise BadRequest(f"The body is not valid JSON: {error}") from None
     if not isinstance(body, dict):
         raise BadRequest("The body is not a JSON object")
+    if data.count(b"{") + data.count(b"[") > MAX_JSON_DEPTH and json_depth_exceeds(body, MAX_JSON_DEPTH):
+        raise BadRequest(f"The body nests JSON objects and arrays more than {MAX_JSON_DEPTH} levels deep")
+    check_json_strings(data, body)
     return body
+
+
+def json_depth_exceeds(value: object, limit: int) -> bool:
+    """True when `value` nests objects/arrays deeper than `limit` (iterative: no recursion on hostile input)."""
+    stack: list[tuple[object, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is None:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return False
 
 
 def is_pretty(request: Request) -> bool:

@@ -51,6 +51,8 @@ ROUTES: tuple[Route, ...] = (
           operation=Operation("everything", "Patient", op.EVERYTHING_DEFINITION)),
     Route("/Encounter/<resource_id>/$summary", "GET", op.encounter_summary, (), "instance",
           operation=Operation("summary", "Encounter", op.ENCOUNTER_SUMMARY_DEFINITION)),
+    Route("/Patient/<resource_id>/$summary", "GET", op.patient_summary, (), "instance",
+          operation=Operation("summary", "Patient", op.PATIENT_SUMMARY_DEFINITION)),
 )
 
 

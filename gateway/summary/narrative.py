@@ -1,12 +1,15 @@
 """Generated XHTML narrative of the visit summary (FHIR R4 narrative.html#xhtml): every source text escaped, txt-1/txt-2 safe."""
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Callable
 from html import escape
 from typing import Any
 
 from gateway.summary.language import translations
-from gateway.summary.visit import Section, Visit, summary_rules
+from gateway.summary.sections import Section, note_texts, summary_rules
+from gateway.summary.visit import Visit
 
 XHTML = "http://www.w3.org/1999/xhtml"
 
@@ -130,9 +133,37 @@ def _dosage(resource: dict, language: str) -> str:
     return text_of([d.get("text", "") for d in (dosage if isinstance(dosage, list) else [dosage]) if isinstance(d, dict)])
 
 
+# A clinical note is shown whole up to this many characters; the document keeps all of it.
+NOTE_LIMIT = 4000
+TEXT_ATTACHMENTS = ("text/plain", "text/hl7v2")
+
+
+def _attachment_text(resource: dict) -> list[str]:
+    """The text content of a DocumentReference (MDM OBX TX/FT/ST and NTE lines, base64 in Attachment.data)."""
+    texts = []
+    for content in resource.get("content") or []:
+        attachment = content.get("attachment") if isinstance(content, dict) else None
+        if not isinstance(attachment, dict) or str(attachment.get("contentType", "")).split(";")[0] not in TEXT_ATTACHMENTS:
+            continue
+        try:
+            texts.append(base64.b64decode(attachment.get("data", ""), validate=True).decode("utf-8"))
+        except (binascii.Error, UnicodeDecodeError, ValueError):
+            continue
+    return texts
+
+
+def _note(resource: dict, language: str) -> str:
+    """Free text: a document's description and text content, or the annotations other resources carry (NTE-3)."""
+    parts = [resource["description"]] if resource["resourceType"] == "DocumentReference" and resource.get("description") else []
+    parts += _attachment_text(resource) if resource["resourceType"] == "DocumentReference" else note_texts(resource)
+    text = "\n".join(part.strip() for part in parts if isinstance(part, str) and part.strip())
+    return text if len(text) <= NOTE_LIMIT else text[:NOTE_LIMIT] + " …"
+
+
 COLUMNS: dict[str, Callable[[dict, str], str]] = {
     "item": _item, "date": _date, "status": _status, "value": _value, "interpretation": _interpretation,
     "referenceRange": _reference_range, "reaction": _reaction, "criticality": _criticality, "dosage": _dosage,
+    "note": _note,
 }
 
 
@@ -140,17 +171,29 @@ def _div(language: str, body: str) -> str:
     return f'<div xmlns="{XHTML}" lang="{escape(language)}" xml:lang="{escape(language)}">{body}</div>'
 
 
+def empty_reason(section: Section) -> str:
+    """list-empty-reason code: 'unavailable' when no source is served (or the definition says so), else 'nilknown'."""
+    if not section.searched:
+        return "unavailable"
+    return str(section.definition.get("emptyReason", "nilknown"))
+
+
+def _cell(text: str) -> str:
+    """Escaped cell text; line breaks of multi-line notes kept as <br/> (txt-1 allows br)."""
+    return "<br/>".join(escape(line) for line in text.split("\n"))
+
+
 def section_div(section: Section, language: str) -> str:
     """A table with one row per entry, or the empty reason in words."""
     words = translations()[language]
-    if not section.entries:
-        reason = "nilknown" if section.searched else "unavailable"
-        return _div(language, f"<p>{escape(words['labels'][reason])}</p>")
+    shown = [*section.entries, *section.quoted]
+    if not shown:
+        return _div(language, f"<p>{escape(words['labels'][empty_reason(section)])}</p>")
     columns = section.definition["columns"]
     head = "".join(f"<th>{escape(words['columns'][column])}</th>" for column in columns)
     rows = "".join(
-        "<tr>" + "".join(f"<td>{escape(COLUMNS[column](resource, language))}</td>" for column in columns) + "</tr>"
-        for resource in section.entries
+        "<tr>" + "".join(f"<td>{_cell(COLUMNS[column](resource, language))}</td>" for column in columns) + "</tr>"
+        for resource in shown
     )
     return _div(language, f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
 
@@ -176,4 +219,13 @@ def composition_div(visit: Visit, language: str, title: str) -> str:
             f"{escape(_code_text(encounter.get('status', ''), language))}</p>")
     if when:
         body += f"<p><b>{escape(words['period'])}:</b> {escape(when)}</p>"
+    return _div(language, body)
+
+
+def patient_div(patient: dict, language: str, title: str) -> str:
+    """The patient summary header: title, patient name, birth date and gender (IPS Composition.text)."""
+    words = translations()[language]["labels"]
+    body = f"<h1>{escape(title)}</h1><p><b>{escape(words['patient'])}:</b> {escape(patient_name(patient))}</p>"
+    facts = [(words["birthDate"], str(patient.get("birthDate") or "")), (words["gender"], _code_text(patient.get("gender") or "", language))]
+    body += "".join(f"<p><b>{escape(label)}:</b> {escape(value)}</p>" for label, value in facts if value)
     return _div(language, body)

@@ -6,7 +6,7 @@ from urllib.parse import urlsplit
 import pytest
 from flask.testing import FlaskClient
 
-from gateway.fhir.compartment import compartment_parameters, references
+from gateway.fhir.compartment import compartment_parameters, referenced_types, references
 
 FHIR = {"Accept": "application/fhir+json"}
 
@@ -38,34 +38,38 @@ def obx(set_id: int, code: str, text: str, value: str, unit: str, when: str, *, 
                            7: range_, 8: flag, 11: "F", 14: when})
 
 
-def journey() -> list[bytes]:
-    """Admission with allergy and diagnoses, labs and vital signs, discharge, a follow-up appointment."""
+def journey(patient: str | None = None, *, follow_up: str = "20260120090000+0800^20260120093000+0800",
+            lab_extra: tuple[str, ...] = ()) -> list[bytes]:
+    """Admission with allergy and diagnoses, labs and vital signs, discharge, a follow-up appointment.
+
+    `patient` replaces the PID (default MRN1), `follow_up` the appointment's start^end, `lab_extra` ends the lab message."""
+    patient = patient or pid("MRN1")
     admit_time = "20260101080000+0800"
     reason = segment("PV2", {3: "^Chest pain <script>alert(1)</script> \\T\\ dizziness"})
     return [
         message("ADM1", "ADT^A01^ADT_A01", "20260101080500+0800", segment("EVN", {1: "A01", 2: admit_time}),
-                pid("MRN1"), pv1(admit=admit_time), reason,
+                patient, pv1(admit=admit_time), reason,
                 segment("AL1", {1: "1", 2: "DA", 3: "70618^Penicillin <b>G</b>^RXNORM", 4: "SV", 5: "Hives \\T\\ rash"}),
                 segment("DG1", {1: "1", 3: "I10^Essential hypertension^I10", 6: "A"}),
                 segment("DG1", {1: "2", 3: "E11.9^Type 2 diabetes^I10", 6: "A"})),
-        message("LAB1", "ORU^R01^ORU_R01", "20260102090000+0800", pid("MRN1"), pv1(),
+        message("LAB1", "ORU^R01^ORU_R01", "20260102090000+0800", patient, pv1(),
                 segment("ORC", {1: "RE", 2: "PO1", 3: "FO1"}),
                 segment("OBR", {1: "1", 2: "PO1", 3: "FO1", 4: "24331-1^Lipid panel^LN", 7: "20260102080000+0800",
                                 22: "20260102085000+0800", 24: "CH", 25: "F"}),
                 obx(1, "2093-3", "Cholesterol <i>total</i>", "5.2", "mmol/L", "20260102080000+0800", range_="3.0-5.2"),
                 obx(2, "2571-8", "Triglyceride", "2.9", "mmol/L", "20260102080000+0800", range_="0.4-1.7", flag="H"),
-                sender="LIS"),
-        message("VIT1", "ORU^R01^ORU_R01", "20260102100000+0800", pid("MRN1"), pv1(),
+                *lab_extra, sender="LIS"),
+        message("VIT1", "ORU^R01^ORU_R01", "20260102100000+0800", patient, pv1(),
                 segment("OBR", {1: "1", 2: "PO2", 3: "FO2", 4: "85353-1^Vital signs panel^LN", 7: "20260102095000+0800", 25: "F"}),
                 obx(1, "8480-6", "Systolic blood pressure", "158", "mm[Hg]", "20260102095000+0800", flag="H"),
                 obx(2, "8867-4", "Heart rate", "72", "/min", "20260102095000+0800"),
                 sender="MON"),
         message("DIS1", "ADT^A03^ADT_A03", "20260104120000+0800", segment("EVN", {1: "A03", 2: "20260104113000+0800"}),
-                pid("MRN1"), pv1(admit=admit_time, discharge="20260104113000+0800"), reason),
+                patient, pv1(admit=admit_time, discharge="20260104113000+0800"), reason),
         message("SIU1", "SIU^S12^SIU_S12", "20260104120500+0800",
-                segment("SCH", {1: "AP1", 2: "FA1", 7: "^Follow-up <u>visit</u>", 11: "^^30^20260120090000+0800^20260120093000+0800",
+                segment("SCH", {1: "AP1", 2: "FA1", 7: "^Follow-up <u>visit</u>", 11: f"^^30^{follow_up}",
                                 25: "Booked"}),
-                pid("MRN1"), segment("RGS", {1: "1"}), segment("AIP", {1: "1", 3: "D1^SMITH^ANN", 4: "ATT"}),
+                patient, segment("RGS", {1: "1"}), segment("AIP", {1: "1", 3: "D1^SMITH^ANN", 4: "ATT"}),
                 sender="SCH"),
     ]
 
@@ -114,7 +118,12 @@ def test_everything_returns_patient_compartment_and_referenced_resources(client:
     record = follow_pages(client, f"http://localhost/fhir/Patient/{patient_id}/$everything?_count=1000")
     keys = [(r["resourceType"], r["id"]) for r in record]
     assert len(keys) == len(set(keys))
-    assert keys == sorted(keys)
+    # Page order: compartment members by (type, id), then the referenced Practitioners, Locations ... by (type, id).
+    breaks = [i for i in range(1, len(keys)) if keys[i] < keys[i - 1]]
+    assert len(breaks) == 1
+    members, referenced = keys[:breaks[0]], keys[breaks[0]:]
+    assert members == sorted(members) and referenced == sorted(referenced)
+    assert {kind for kind, _ in referenced} <= referenced_types()
     types = {r["resourceType"] for r in record}
     assert {"Patient", "Encounter", "AllergyIntolerance", "Condition", "Observation", "DiagnosticReport",
             "Appointment", "Practitioner", "Organization", "Location"} <= types
@@ -131,11 +140,17 @@ def test_everything_returns_patient_compartment_and_referenced_resources(client:
 def test_everything_pages_to_the_last_page_without_repeats_or_gaps(client: FlaskClient, patient_id: str) -> None:
     everything = follow_pages(client, f"http://localhost/fhir/Patient/{patient_id}/$everything?_count=1000")
     first = client.get(f"/fhir/Patient/{patient_id}/$everything?_count=3", headers=FHIR).get_json()
-    assert first["total"] == len(everything) and len(first["entry"]) == 3
+    # A first page reads only the types it shows: it does not know the record's size.
+    assert "total" not in first and len(first["entry"]) == 3
+    assert {link["relation"] for link in first["link"]} == {"self", "first", "next"}
     next_url = next(link["url"] for link in first["link"] if link["relation"] == "next")
     assert next_url.startswith("http://localhost/fhir/Patient/") and "_count=3" in next_url
     paged = follow_pages(client, f"http://localhost/fhir/Patient/{patient_id}/$everything?_count=3")
     assert [(r["resourceType"], r["id"]) for r in paged] == [(r["resourceType"], r["id"]) for r in everything]
+    last_offset = (len(everything) - 1) // 3 * 3
+    last = client.get(f"/fhir/Patient/{patient_id}/$everything?_count=3&_offset={last_offset}", headers=FHIR).get_json()
+    assert last["total"] == len(everything) and "next" not in {link["relation"] for link in last["link"]}
+    assert any(link["relation"] == "last" and link["url"].endswith(f"_offset={last_offset}") for link in last["link"])
 
 
 def test_everything_type_filter_is_kept_in_paging_links(client: FlaskClient, patient_id: str) -> None:
@@ -194,6 +209,37 @@ def test_capability_statement_declares_the_operations(client: FlaskClient) -> No
     statement = client.get("/fhir/metadata", headers=FHIR).get_json()
     by_type = {entry["type"]: entry for entry in statement["rest"][0]["resource"]}
     assert by_type["Patient"]["operation"] == [
-        {"name": "everything", "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything"}]
+        {"name": "everything", "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything"},
+        {"name": "summary", "definition": "http://hl7.org/fhir/uv/ips/OperationDefinition/summary"}]
     assert [op["name"] for op in by_type["Encounter"]["operation"]] == ["summary"]
     assert "operation" not in by_type["Observation"]
+
+
+def test_everything_pages_a_union_when_the_patient_is_also_a_performer(client: FlaskClient, patient_id: str) -> None:
+    from tests.gateway.fhir_requests import created, observation
+
+    own = observation(patient_id, "29463-7", 61, "2026-01-03T08:00:00+08:00")
+    own["performer"] = [{"reference": f"Patient/{patient_id}"}]  # a home reading: in the compartment twice over
+    created(client, own)
+    other = created(client, {"resourceType": "Patient", "name": [{"family": "Other"}]})
+    helped = observation(other["id"], "8867-4", 66, "2026-01-03T09:00:00+08:00")
+    helped["performer"] = [{"reference": f"Patient/{patient_id}"}]  # performed by our patient: a member through performer only
+    created(client, helped)
+    one_by_one = follow_pages(client, f"http://localhost/fhir/Patient/{patient_id}/$everything?_type=Observation&_count=1")
+    ids = [r["id"] for r in one_by_one]
+    assert len(ids) == len(set(ids)) == 6 and ids == sorted(ids)
+
+
+def test_everything_of_referenced_types_only_knows_its_total_at_once(client: FlaskClient, patient_id: str) -> None:
+    first = client.get(f"/fhir/Patient/{patient_id}/$everything?_type=Practitioner,Location&_count=2", headers=FHIR).get_json()
+    record = follow_pages(client, f"http://localhost/fhir/Patient/{patient_id}/$everything?_type=Practitioner,Location&_count=2")
+    assert first["total"] == len(record) >= 2
+    assert {r["resourceType"] for r in record} == {"Practitioner", "Location"}
+
+
+def test_everything_since_is_applied_in_the_store_and_on_the_tail_alike(client: FlaskClient, patient_id: str) -> None:
+    record = follow_pages(client, f"http://localhost/fhir/Patient/{patient_id}/$everything?_count=1000")
+    latest = max(r["meta"]["lastUpdated"] for r in record)
+    newest = follow_pages(client, f"http://localhost/fhir/Patient/{patient_id}/$everything?_count=2&_since={latest.replace('+', '%2B')}")
+    assert newest and all(r["meta"]["lastUpdated"] >= latest for r in newest)
+    assert len(newest) < len(record)

@@ -53,7 +53,7 @@ def _wait_until_up(base: str, server: subprocess.Popen, log: Path) -> None:
         try:
             if requests.get(f"{base}/metadata", timeout=1).status_code == 200:
                 return
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # a worker still booting holds the request past the 1 s timeout
             pass
         time.sleep(0.1)
     pytest.fail(f"server did not answer /fhir/metadata within 20 s:\n{log.read_text(errors='replace')[-3000:]}")

@@ -1,8 +1,24 @@
 """Instance, type and system history (FHIR R4 http.html#history)."""
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 from fhir_requests import created, observation, patient, send
+
+from gateway.app import create_app
+from gateway.fhir.context import REPOSITORY_KEY
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> Iterator[Flask]:
+    """System history counts every resource, AuditEvents too: here the audit trail is off (tests/gateway/test_audit_trail.py covers it)."""
+    app = create_app({"TESTING": True, "AUDIT": False, "DB": f"sqlite:///{tmp_path / 'api.db'}"})
+    yield app
+    app.extensions[REPOSITORY_KEY].close()
 
 
 def test_instance_history_lists_versions_newest_first_with_requests(client: FlaskClient) -> None:

@@ -8,7 +8,7 @@ from conformance.validation import validate_bundle
 from gateway.summary.language import negotiate
 from tests.gateway.test_everything import FHIR, ingest, journey, only
 
-SECTION_CODES = ["29299-5", "11450-4", "48765-2", "8716-3", "30954-2", "10160-0", "47519-4", "11369-6", "18776-5"]
+SECTION_CODES = ["29299-5", "11450-4", "48765-2", "8716-3", "30954-2", "10160-0", "47519-4", "11369-6", "18776-5", "34109-9"]
 
 
 @pytest.fixture
