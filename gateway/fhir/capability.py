@@ -7,6 +7,11 @@ from importlib.metadata import PackageNotFoundError, version
 
 from adapters.storage import search_parameters as indexed
 
+# Types only the server writes: clients may read and search them, never create, change or delete them.
+SERVER_RECORDED_TYPES = frozenset({"AuditEvent"})
+WRITE_INTERACTIONS = frozenset({"create", "update", "patch", "delete"})
+
+
 @cache
 def supported_types() -> frozenset[str]:
     """The resource types this server serves: those whose search parameters the store indexes."""
@@ -34,6 +39,8 @@ def _resource(resource_type: str, routes: tuple) -> dict:
     """CapabilityStatement.rest.resource for one type."""
     levels = [route for route in routes if route.level in ("type", "instance")]
     interactions = sorted({code for route in levels for code in route.interactions})
+    if resource_type in SERVER_RECORDED_TYPES:
+        interactions = [code for code in interactions if code not in WRITE_INTERACTIONS]
     conditional = {code for route in levels if route.conditional for code in route.interactions}
     parameters = indexed.parameters(resource_type)
     search_param = [{"name": name, "definition": spec.url, "type": spec.type} for name, spec in sorted(parameters.items())]

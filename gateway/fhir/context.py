@@ -4,8 +4,8 @@ from __future__ import annotations
 from flask import current_app, g, request
 
 from adapters.storage.base import Repository
-from gateway.fhir.capability import supported_types
-from gateway.fhir.outcome import UnknownResourceType
+from gateway.fhir.capability import SERVER_RECORDED_TYPES, supported_types
+from gateway.fhir.outcome import ReadOnlyType, UnknownResourceType
 
 REPOSITORY_KEY = "pulsebridge.repository"
 
@@ -26,6 +26,13 @@ def require_type(resource_type: str) -> None:
     """404 for a resource type this server does not serve (http.html#read)."""
     if resource_type not in supported_types():
         raise UnknownResourceType(f"Resource type {resource_type!r} is not supported by this server")
+
+
+def require_writable(resource_type: str) -> None:
+    """404 for an unknown type, 405 for a type only the server records (the audit trail is append-only)."""
+    require_type(resource_type)
+    if resource_type in SERVER_RECORDED_TYPES:
+        raise ReadOnlyType(f"{resource_type} is recorded by the server and cannot be created, changed or deleted through the API")
 
 
 def _preference(name: str) -> str | None:

@@ -11,7 +11,7 @@ from adapters.storage.base import BundleEntryRequest, Gone, NotFound, Version, W
 from adapters.storage.projection import project
 from adapters.storage.query import SearchQuery, parse_search
 from gateway.fhir import bundles, capability, transactions
-from gateway.fhir.context import fhir_base, page_size_limits, prefer_handling, prefer_return, repository, require_type
+from gateway.fhir.context import fhir_base, page_size_limits, prefer_handling, prefer_return, repository, require_type, require_writable
 from gateway.fhir.outcome import BadRequest, UnsupportedMediaType, outcome
 from gateway.fhir.representation import (
     GENERAL_PARAMETERS,
@@ -161,7 +161,7 @@ def vread(resource_type: str, resource_id: str, version_id: str) -> Response:
 
 def create(resource_type: str) -> Response:
     """POST [base]/[type] (http.html#create), conditional with If-None-Exist (http.html#ccreate)."""
-    require_type(resource_type)
+    require_writable(resource_type)
     resource = _incoming_resource(resource_type)
     resource.pop("id", None)  # http.html#create: the server ignores an id sent on create
     # The header holds "[parameters]"; some clients send "[type]?[parameters]". fhirpy's
@@ -174,7 +174,7 @@ def create(resource_type: str) -> Response:
 
 def update(resource_type: str, resource_id: str) -> Response:
     """PUT [base]/[type]/[id] (http.html#update): update-as-create, If-Match for version-aware updates (412)."""
-    require_type(resource_type)
+    require_writable(resource_type)
     resource = _incoming_resource(resource_type)
     if resource.get("id") != resource_id:
         raise BadRequest(f"id {resource.get('id')!r} in the body does not match {resource_id!r} in the URL", expression=[f"{resource_type}.id"])
@@ -185,7 +185,7 @@ def update(resource_type: str, resource_id: str) -> Response:
 
 def conditional_update(resource_type: str) -> Response:
     """PUT [base]/[type]?[search] (http.html#cond-update): 0 matches create, 1 updates it, more are 412."""
-    require_type(resource_type)
+    require_writable(resource_type)
     resource = _incoming_resource(resource_type)
     criteria = _criteria_in_url()
     query = _conditional_query(resource_type, criteria)
@@ -202,7 +202,7 @@ def conditional_update(resource_type: str) -> Response:
 
 def delete(resource_type: str, resource_id: str) -> Response:
     """DELETE [base]/[type]/[id] (http.html#delete): 200 with an OperationOutcome, or 204 for Prefer: return=minimal."""
-    require_type(resource_type)
+    require_writable(resource_type)
     version = repository().delete(resource_type, resource_id)
     headers = {"ETag": etag(version.version_id)} if version is not None else {}
     if prefer_return() == "minimal":

@@ -36,6 +36,13 @@ class NotAcceptable(FhirError):
     issue_code = "not-supported"
 
 
+class ReadOnlyType(FhirError):
+    """A write to a type the server records itself (AuditEvent: the trail is append-only, IHE BALP)."""
+
+    http_status = 405
+    issue_code = "not-supported"
+
+
 class UnsupportedMediaType(FhirError):
     """The request body is not FHIR JSON (http.html#mime-type: 415)."""
 

@@ -7,9 +7,9 @@ from http import HTTPStatus
 from adapters.storage.base import BundleEntryRequest, Version, WriteOutcome
 from adapters.storage.query import SearchQuery, SearchResult
 from gateway.fhir import bundles
-from gateway.fhir.capability import supported_types
+from gateway.fhir.capability import SERVER_RECORDED_TYPES, supported_types
 from gateway.fhir.context import repository
-from gateway.fhir.outcome import BadRequest, UnknownResourceType, error_outcome, http_status
+from gateway.fhir.outcome import BadRequest, ReadOnlyType, UnknownResourceType, error_outcome, http_status
 from gateway.fhir.representation import etag
 from gateway.fhir.validation import validate_resource
 
@@ -40,6 +40,8 @@ def entry_request(entry: dict, index: int, base: str) -> BundleEntryRequest:
     resource_type = segments[0]
     if resource_type not in supported_types():
         raise UnknownResourceType(f"{where}.request.url: resource type {resource_type!r} is not supported", expression=[f"{where}.request.url"])
+    if method != "GET" and resource_type in SERVER_RECORDED_TYPES:
+        raise ReadOnlyType(f"{where}.request.url: {resource_type} is recorded by the server and cannot be written", expression=[f"{where}.request.url"])
     resource = entry.get("resource")
     if method in ("POST", "PUT"):
         if not isinstance(resource, dict):

@@ -252,3 +252,13 @@ def test_store_helpers_outside_the_interface_are_refused_to_patient_tokens(app: 
             confined.dialect  # noqa: B018 - the attribute access is the test
         g.access_guard = Guard(grants_of(Principal("ehr", scopes=("system/*.rs",), authenticated=True)), None, confined.inner)
         assert confined.dialect == confined.inner.dialect
+
+
+def test_the_html_view_of_a_summary_is_confined_like_the_document(client: FlaskClient) -> None:
+    token = bearer("patient/*.rs", patient=A)
+    own = client.get("/fhir/Encounter/enc-a/$summary?_format=html", headers=token)
+    assert own.status_code == 200 and own.mimetype == "text/html"
+    for path in ("/fhir/Encounter/enc-b/$summary", "/fhir/Patient/pat-b/$summary"):
+        refused = client.get(path, headers={**token, "Accept": "text/html"})
+        assert refused.status_code == 404
+        assert "Bravo" not in refused.get_data(as_text=True)

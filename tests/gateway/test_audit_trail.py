@@ -425,3 +425,20 @@ def test_bearer_token_callers_and_refusals_are_named(tmp_path: Path) -> None:
         assert trail.status_code == 200 and trail.get_json()["total"] == 3
     finally:
         _repository(app).close()
+
+
+def test_the_trail_is_append_only_through_the_api(app: Flask, client: FlaskClient, stored: dict) -> None:
+    event = audit_events(app)[0]
+    path = f"/fhir/AuditEvent/{event['id']}"
+    refused = [
+        client.delete(path),
+        client.put(path, json=event, content_type="application/fhir+json"),
+        client.post("/fhir/AuditEvent", json=event, content_type="application/fhir+json"),
+        client.post("/fhir", json={"resourceType": "Bundle", "type": "transaction",
+                                   "entry": [{"request": {"method": "DELETE", "url": path.removeprefix("/fhir/")}}]}),
+    ]
+    assert [response.status_code for response in refused] == [405, 405, 405, 405]
+    assert refused[0].get_json()["issue"][0]["code"] == "not-supported"
+    assert client.get(path).status_code == 200
+    declared = next(r for r in client.get("/fhir/metadata").get_json()["rest"][0]["resource"] if r["type"] == "AuditEvent")
+    assert {i["code"] for i in declared["interaction"]} == {"read", "vread", "search-type", "history-instance", "history-type"}

@@ -84,12 +84,13 @@ def test_a_file_whose_ingestion_breaks_is_filed_and_the_watcher_carries_on(drop:
         repository = PostgreSQLRepository(PG_URL, schema=schema)
         folder = WatchFolder(str(drop), Ingestor(repository, Settings()), settle=1.0)
         try:
-            # PostgreSQL text cannot hold U+0000: logging this control id fails inside the store.
+            # A NUL in the control id (PostgreSQL text cannot hold U+0000): refused AR at the edge, kept as a dead letter.
             (drop / "a-poison.hl7").write_bytes(adt("P\x000", mrn="p0"))
             (drop / "b-good.hl7").write_bytes(adt("GOOD", mrn="good"))
             filed = _settled(folder)
             assert [(item.name, item.outcome) for item in filed] == [("a-poison.hl7", FAILED), ("b-good.hl7", PROCESSED)]
-            assert filed[0].lines[0].startswith("file not ingested: ")
+            assert "\tAR\t" in filed[0].lines[0] and "NUL character" in filed[0].lines[0], filed[0].lines
+            assert _logged(folder.ingestor) == ["GOOD", "P0"]  # the NUL is dropped from the logged control id
         finally:
             folder.close()
             repository.close()
