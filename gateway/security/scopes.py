@@ -94,3 +94,26 @@ class Grants:
     def restricted(self, resource_type: str, letter: str) -> Scope | None:
         """A query-restricted scope that would have allowed this, to name in the refusal (restrictions are not honoured)."""
         return next((s for s in self.scopes if s.restrictions and s.covers(resource_type, letter)), None)
+
+
+@dataclass(frozen=True)
+class Requirement:
+    """The rights a request needs: `letters` on `resource_type` ("*": a wildcard scope) from scopes of `contexts`."""
+
+    resource_type: str
+    letters: str
+    contexts: tuple[str, ...] = CONTEXTS
+
+    def met_by(self, grants: Grants) -> bool:
+        """Whether the token's grants meet this requirement (a wildcard requirement needs `*` scopes)."""
+        if self.resource_type == "*":
+            return grants.wildcard(self.letters, self.contexts)
+        return all(grants.allows(self.resource_type, letter, self.contexts) for letter in self.letters)
+
+    def describe(self) -> str:
+        """The scopes that would do, as SMART scope strings (RFC 6750 section 3 scope attribute)."""
+        return " ".join(f"{context}/{self.resource_type}.{self.letters}" for context in self.contexts)
+
+
+# System history shows every type: it needs a wildcard scope that is not bound to a patient.
+SYSTEM_HISTORY = Requirement("*", "s", ("user", "system"))

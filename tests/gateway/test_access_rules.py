@@ -19,7 +19,7 @@ from gateway.app import create_app
 from gateway.fhir.context import REPOSITORY_KEY
 from gateway.fhir.representation import fhir_response
 from gateway.fhir.routes import ROUTES
-from gateway.security.access import ConfinedRepository, Forbidden, confine, confine_criteria
+from gateway.security.confinement import ConfinedRepository, Forbidden, confine, confine_criteria
 from gateway.security.principal import Principal
 from tests.gateway.auth_records import A, A2, SECRET, bearer, observation, seed
 from tests.gateway.test_tokens import public_jwk, write_jwks
@@ -242,7 +242,8 @@ def test_conditional_update_cannot_overwrite_another_patients_record(client: Fla
 
 
 def test_store_helpers_outside_the_interface_are_refused_to_patient_tokens(app: Flask) -> None:
-    from gateway.security.access import Guard, grants_of
+    from gateway.security.access import grants_of
+    from gateway.security.confinement import Guard
 
     confined = app.extensions[REPOSITORY_KEY]
     with app.test_request_context("/fhir/Observation"):
