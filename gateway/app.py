@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from flask import Flask, Response
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
@@ -13,30 +12,24 @@ from gateway.fhir.outcome import error_outcome, http_status
 from gateway.fhir.representation import fhir_response
 from gateway.request_guard import refuse_control_characters
 from gateway.security import access
-from gateway.settings import Settings, positive_int
+from gateway.settings import SETTINGS_KEY, Settings
 
 log = logging.getLogger(__name__)
 
-# Every setting can come from a PULSEBRIDGE_<NAME> environment variable (DESIGN.md).
-DEFAULTS: dict[str, Any] = {
-    "DB": "sqlite:///pulsebridge.db",
-    "PAGE_SIZE": 50,  # default _count of a search or history page
-    "MAX_PAGE_SIZE": 1000,  # a larger _count is cut to this (search.html#count)
-    "TRUST_PROXY": False,  # honour X-Forwarded-Proto/Host for the base URL of links (only behind a proxy)
-}
-
 
 def create_app(config: dict | None = None) -> Flask:
-    """Build the app: DEFAULTS, then PULSEBRIDGE_* environment variables, then `config`.
+    """Build the app from the settings (PULSEBRIDGE_* variables, gateway.settings), overridden by `config`.
 
-    `config["REPOSITORY"]` may hand in an open Repository (tests); otherwise `DB` is opened.
+    `config` names settings by their upper-case field name (`DB`, `PAGE_SIZE`, `AUTH_SECRET` ...);
+    `config["REPOSITORY"]` may hand in an open Repository (tests); otherwise the `db` setting is opened.
     """
+    config = dict(config or {})
+    settings = Settings.from_env().overriding(config)
     app = Flask(__name__)
-    app.config.update(DEFAULTS)
-    app.config.from_prefixed_env("PULSEBRIDGE")
-    app.config.update(config or {})
-    # PULSEBRIDGE_MAX_BODY_BYTES: werkzeug refuses a larger request body with 413 before reading it (RFC 9110 15.5.14).
-    app.config["MAX_CONTENT_LENGTH"] = positive_int(str(app.config.get("MAX_BODY_BYTES", Settings.max_body_bytes)))
+    app.config.update(config)
+    app.extensions[SETTINGS_KEY] = settings
+    # werkzeug refuses a larger request body with 413 before reading it (RFC 9110 15.5.14).
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.before_request(refuse_control_characters)  # NUL and other C0 characters: 400, never a store error
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
@@ -44,10 +37,10 @@ def create_app(config: dict | None = None) -> Flask:
     if repository is None:
         from adapters.storage import open_repository
 
-        repository = open_repository(str(app.config["DB"]))
+        repository = open_repository(settings.db)
     app.extensions[REPOSITORY_KEY] = repository
 
-    if app.config["TRUST_PROXY"]:
+    if settings.trust_proxy:
         from werkzeug.middleware.proxy_fix import ProxyFix
 
         app.wsgi_app = ProxyFix(app.wsgi_app, x_proto=1, x_host=1, x_port=1)  # type: ignore[method-assign]

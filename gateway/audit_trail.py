@@ -39,6 +39,7 @@ from conformance.audit import (
 )
 from gateway.fhir.context import REPOSITORY_KEY
 from gateway.security.principal import ANONYMOUS_LOCAL, current_principal, remote_address
+from gateway.settings import SETTINGS_KEY
 
 log = logging.getLogger(__name__)
 
@@ -103,13 +104,8 @@ def install(app: Flask) -> None:
 
 
 def audit_enabled(app: Flask) -> bool:
-    """The `audit` setting: `AUDIT` in the app config, which PULSEBRIDGE_AUDIT fills (on/off; default on)."""
-    value = app.config.get("AUDIT")
-    if value is None or isinstance(value, bool):
-        return value is not False
-    from gateway.settings import Settings
-
-    return Settings.from_env({"PULSEBRIDGE_AUDIT": str(value)}).audit  # SettingsError names a bad value
+    """The `audit` setting (PULSEBRIDGE_AUDIT on/off; default on)."""
+    return app.extensions[SETTINGS_KEY].audit
 
 
 def capture_request(response: Response) -> Capture | None:

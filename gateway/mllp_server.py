@@ -29,7 +29,6 @@ import argparse
 import asyncio
 import contextlib
 import logging
-import os
 import signal
 import ssl
 import sys
@@ -40,6 +39,7 @@ from typing import TYPE_CHECKING, Callable
 from adapters.hl7v2.mllp import FrameTooLarge, MLLPDecoder, read_messages, write_message
 from gateway.address import split_address
 from gateway.allow_list import AllowList, require_for_bind
+from gateway.settings import Settings
 
 if TYPE_CHECKING:
     from gateway.ingest import Ingestor
@@ -48,7 +48,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEFAULT_MLLP = "127.0.0.1:2575"
-DEFAULT_IDLE_TIMEOUT = 300.0  # seconds a connection may stay silent between frames
+DEFAULT_IDLE_TIMEOUT = Settings.mllp_idle_timeout  # seconds a connection may stay silent between frames
 DEFAULT_THREADS = 8
 TLS_HANDSHAKE_TIMEOUT = 10.0  # seconds a client gets to complete the TLS handshake
 
@@ -247,12 +247,12 @@ def mllp_service(address: str, options: ListenerOptions | None = None) -> Servic
 def main(argv: list[str] | None = None) -> None:
     from gateway.allow_list import parse_allow_list
     from gateway.log_hygiene import configure_logging
-    from gateway.settings import Settings, SettingsError, load_settings, readable_file
+    from gateway.settings import SettingsError, load_settings, readable_file
 
     parser = argparse.ArgumentParser(prog="gateway.mllp_server", description="PulseBridge MLLP listener")
     parser.add_argument("address", nargs="?", default=DEFAULT_MLLP)
-    parser.add_argument("--db", default=os.environ.get("PULSEBRIDGE_DB", Settings.db))
-    parser.add_argument("--idle-timeout", type=float, default=float(os.environ.get("PULSEBRIDGE_MLLP_IDLE_TIMEOUT") or DEFAULT_IDLE_TIMEOUT))
+    parser.add_argument("--db", help="database URL [default: the db setting, PULSEBRIDGE_DB]")
+    parser.add_argument("--idle-timeout", type=float, help="seconds of silence before a connection is closed [default: PULSEBRIDGE_MLLP_IDLE_TIMEOUT]")
     parser.add_argument("--allow", type=parse_allow_list, help="admitted senders: IPs and CIDR networks, comma-separated")
     parser.add_argument("--tls-cert", type=readable_file, help="PEM certificate chain: speak MLLP over TLS")
     parser.add_argument("--tls-key", type=readable_file, help="PEM private key of the certificate")
@@ -262,7 +262,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         settings = load_settings()
         options = ListenerOptions(
-            idle_timeout=args.idle_timeout,
+            idle_timeout=args.idle_timeout or settings.mllp_idle_timeout,
             allow=args.allow if args.allow is not None else settings.mllp_allow,
             tls_cert=args.tls_cert or settings.mllp_tls_cert,
             tls_key=args.tls_key or settings.mllp_tls_key,
@@ -271,7 +271,7 @@ def main(argv: list[str] | None = None) -> None:
         options.check(split_address(args.address)[0])  # fail here, before the database is opened
     except (SettingsError, ValueError, OSError) as error:  # ssl.SSLError is an OSError
         parser.exit(2, f"gateway.mllp_server: {error}\n")
-    asyncio.run(serve_forever(args.db, args.address, options))
+    asyncio.run(serve_forever(args.db or settings.db, args.address, options))
 
 
 if __name__ == "__main__":

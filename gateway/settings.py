@@ -13,7 +13,7 @@ import codecs
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from datetime import timedelta, timezone, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -54,11 +54,30 @@ def codec_name(text: str) -> str:
 
 
 def database_url(text: str) -> str:
-    """`sqlite:///path`, `sqlite:///:memory:` or `postgresql://...`."""
+    """`sqlite:///path`, `sqlite:///:memory:`, `postgresql://...`, or `memory://` (a throwaway store for tests and demos)."""
     url = text.strip()
-    if not re.match(r"^(sqlite:///.+|postgres(ql)?://.*)$", url):
-        raise ValueError(f"expected sqlite:///PATH or postgresql://..., got {text!r}")
+    if not re.match(r"^(sqlite:///.+|postgres(ql)?://.*|memory://)$", url):
+        raise ValueError(f"expected sqlite:///PATH, postgresql://... or memory://, got {text!r}")
     return url
+
+
+def positive_seconds(text: str) -> float:
+    """A duration in seconds greater than zero, e.g. `30` or `2.5`."""
+    try:
+        value = float(text.strip())
+    except ValueError:
+        raise ValueError(f"expected a number of seconds, got {text!r}") from None
+    if not value > 0:
+        raise ValueError(f"must be more than 0 seconds, got {text!r}")
+    return value
+
+
+def language_tag(text: str) -> str:
+    """A BCP 47 language tag such as `zh-CN` or `en` (the summaries' narrative language)."""
+    value = text.strip()
+    if not re.fullmatch(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*", value):
+        raise ValueError(f"expected a language tag such as zh-CN or en, got {text!r}")
+    return value
 
 
 def time_zone(text: str) -> tzinfo:
@@ -140,6 +159,11 @@ class Settings:
     mllp_tls_key: str = setting("", readable_file, "PEM private key of the MLLP listener's certificate")
     mllp_tls_client_ca: str = setting("", readable_file, "PEM CA bundle: when set, MLLP clients must present a certificate it signed")
     max_body_bytes: int = setting(16 * 1024**2, positive_int, "largest HTTP request body accepted, in bytes (413 above it)")
+    page_size: int = setting(50, positive_int, "default _count of a search, history or $everything page")
+    max_page_size: int = setting(1000, positive_int, "largest _count honoured; a larger one is cut to this (search.html#count)")
+    trust_proxy: bool = setting(False, on_off, "take the scheme and host of links from X-Forwarded-Proto/Host (only behind a proxy)")
+    summary_language: str = setting("en", language_tag, "narrative language of summaries when the request names none (en or zh-CN)")
+    mllp_idle_timeout: float = setting(300.0, positive_seconds, "seconds an MLLP connection may stay silent between frames")
     audit: bool = setting(True, on_off, "record an AuditEvent for every FHIR/admin request and every HL7 v2 message (off only for benchmarks)")
     # Authentication (issue 7): bearer JWTs with SMART v2 scopes; with neither secret nor JWKS, serve binds loopback only.
     auth_secret: str = setting("", hs256_secret, "HS256 shared secret (32+ bytes) that access tokens are signed with")
@@ -147,6 +171,23 @@ class Settings:
     auth_issuer: str = setting("", str.strip, "when set, access tokens must carry this iss")
     auth_audience: str = setting("", str.strip, "when set, access tokens must carry this aud (e.g. the FHIR base URL)")
     insecure: bool = setting(False, on_off, "serve other hosts without authentication (never in production)")
+
+    def overriding(self, config: Mapping[str, Any]) -> Settings:
+        """These settings with the values `config` names by their upper-case field name (create_app's config);
+        text is parsed like the environment's, other values are taken as they are. SettingsError lists bad ones."""
+        values: dict[str, Any] = {}
+        problems: list[str] = []
+        for f in fields(self):
+            value = config.get(f.name.upper())
+            if value is None or value == "":
+                continue  # unset, as an empty environment variable is
+            try:
+                values[f.name] = f.metadata["parse"](value) if isinstance(value, str) else value
+            except ValueError as exc:
+                problems.append(f"{f.name.upper()}: {exc}")
+        if problems:
+            raise SettingsError("invalid settings: " + "; ".join(problems))
+        return replace(self, **values)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -184,3 +225,13 @@ def env_var(field_name: str) -> str:
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """The settings for this process, from the environment (read on each call; cheap)."""
     return Settings.from_env(environ)
+
+
+SETTINGS_KEY = "pulsebridge.settings"
+
+
+def current_settings() -> Settings:
+    """The settings of the running Flask app (create_app puts them in app.extensions)."""
+    from flask import current_app
+
+    return current_app.extensions[SETTINGS_KEY]

@@ -6,6 +6,7 @@ from flask import current_app, g, request
 from adapters.storage.base import Repository
 from gateway.fhir.capability import SERVER_RECORDED_TYPES, supported_types
 from gateway.fhir.outcome import ReadOnlyType, UnknownResourceType
+from gateway.settings import current_settings
 
 REPOSITORY_KEY = "pulsebridge.repository"
 
@@ -57,4 +58,5 @@ def prefer_handling() -> str:
 
 def page_size_limits() -> tuple[int, int]:
     """Default and maximum _count (settings PULSEBRIDGE_PAGE_SIZE, PULSEBRIDGE_MAX_PAGE_SIZE)."""
-    return int(current_app.config["PAGE_SIZE"]), int(current_app.config["MAX_PAGE_SIZE"])
+    settings = current_settings()
+    return settings.page_size, settings.max_page_size

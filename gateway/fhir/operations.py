@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-from flask import Response, current_app, request
+from flask import Response, request
 
 from adapters.storage.base import Repository
 from adapters.storage.dates import InvalidDate, date_range
@@ -14,6 +14,7 @@ from gateway.fhir.compartment import RecordFilter, linked_patient_ids, record_pa
 from gateway.fhir.context import fhir_base, page_size_limits, repository
 from gateway.fhir.outcome import BadRequest
 from gateway.fhir.representation import fhir_response, is_pretty, wants_html
+from gateway.settings import current_settings
 
 EVERYTHING_DEFINITION = "http://hl7.org/fhir/OperationDefinition/Patient-everything"
 ENCOUNTER_SUMMARY_DEFINITION = "urn:pulsebridge:OperationDefinition:Encounter-summary"
@@ -107,7 +108,7 @@ def _summary_response(build: Callable[[Repository, str, str, str], dict], resour
     from gateway.summary.page import document_page
 
     language = negotiate(request.args.get("_language"), request.headers.get("Accept-Language"),
-                         current_app.config.get("SUMMARY_LANGUAGE"))
+                         current_settings().summary_language)
     document = build(repository(), resource_id, fhir_base(), language)
     headers = {"Content-Language": language, "Vary": "Accept, Accept-Language"}
     if wants_html(request):

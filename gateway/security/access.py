@@ -27,6 +27,7 @@ from gateway.security.confinement import ConfinedRepository, Guard, last_line
 from gateway.security.principal import ANONYMOUS_LOCAL, Principal
 from gateway.security.scopes import SYSTEM_HISTORY, Grants, Requirement, ScopeError, parse_scopes
 from gateway.security.tokens import InvalidToken, TokenSettings, check_secret, load_jwks, verify
+from gateway.settings import SETTINGS_KEY, Settings
 
 log = logging.getLogger(__name__)
 
@@ -55,19 +56,14 @@ ENDPOINT_REQUIREMENTS = {
 # --- configuration ----------------------------------------------------------------------------
 
 
-def token_settings(config: dict) -> TokenSettings:
-    """AUTH_SECRET / AUTH_JWKS / AUTH_ISSUER / AUTH_AUDIENCE from the app config (PULSEBRIDGE_AUTH_* variables); ValueError when unusable."""
-
-    def text(key: str) -> str | None:
-        value = config.get(key)
-        return str(value).strip() or None if value not in (None, "") else None
-
-    settings = TokenSettings(text("AUTH_SECRET"), text("AUTH_JWKS"), text("AUTH_ISSUER"), text("AUTH_AUDIENCE"))
-    if settings.secret:
-        check_secret(settings.secret)
-    if settings.jwks:
-        load_jwks(settings.jwks)
-    return settings
+def token_settings(settings: Settings) -> TokenSettings:
+    """The auth_* settings (PULSEBRIDGE_AUTH_SECRET, _JWKS, _ISSUER, _AUDIENCE) as token checks; ValueError when unusable."""
+    tokens = TokenSettings(settings.auth_secret or None, settings.auth_jwks or None, settings.auth_issuer or None, settings.auth_audience or None)
+    if tokens.secret:
+        check_secret(tokens.secret)
+    if tokens.jwks:
+        load_jwks(tokens.jwks)
+    return tokens
 
 
 def authentication_configured() -> bool:
@@ -80,7 +76,7 @@ def install(app: Flask) -> None:
     """Authenticate and authorise every request of `app`; call after every blueprint is registered."""
     from gateway.security import smart
 
-    settings = token_settings(app.config)
+    settings = token_settings(app.extensions[SETTINGS_KEY])
     app.extensions[ACCESS_KEY] = settings
     smart.register(app)
     app.before_request(_authorise)

@@ -401,13 +401,14 @@ def test_every_backend_stores_and_searches_the_trail(any_store_app: Flask) -> No
 
 def test_bearer_token_callers_and_refusals_are_named(tmp_path: Path) -> None:
     from gateway.security.access import token_settings
+    from gateway.settings import SETTINGS_KEY
     from gateway.security.tokens import mint
 
     secret = "audit-trail-test-secret-0123456789abcdef"
     app = create_app({"TESTING": True, "AUTH_SECRET": secret, "DB": f"sqlite:///{tmp_path / 'auth.db'}"})
     try:
         client = app.test_client()
-        settings = token_settings(app.config)
+        settings = token_settings(app.extensions[SETTINGS_KEY])
         writer_token = mint(settings, "system/*.cruds system/AuditEvent.rs", subject="integration-engine")
         bearer = {"Authorization": f"Bearer {writer_token}"}
         pid = send(client, "POST", "/fhir/Patient", patient(), **bearer).get_json()["id"]

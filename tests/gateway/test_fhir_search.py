@@ -1,11 +1,14 @@
 """Search through the API: parameters, paging links, _summary, _elements, _include/_revinclude, POST _search (FHIR R4 search.html)."""
 from __future__ import annotations
 
+from dataclasses import replace
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from flask.testing import FlaskClient
 from fhir_requests import created, observation, patient, send
+
+from gateway.settings import SETTINGS_KEY
 
 
 @pytest.fixture
@@ -114,7 +117,8 @@ def test_modifiers_and_chains(client: FlaskClient, ward: dict) -> None:
 
 
 def test_count_is_capped_and_defaulted(client: FlaskClient, ward: dict) -> None:
-    client.application.config["PAGE_SIZE"] = 2
+    settings = client.application.extensions[SETTINGS_KEY]
+    client.application.extensions[SETTINGS_KEY] = replace(settings, page_size=2)
     assert len(client.get("/fhir/Observation").get_json()["entry"]) == 2
     assert len(client.get("/fhir/Observation?_count=5").get_json()["entry"]) == 5
 

@@ -8,6 +8,7 @@ from click.testing import CliRunner
 
 from gateway.cli import main
 from gateway.serve import ServeOptions, build_app, worker_count
+from gateway.settings import SETTINGS_KEY, SettingsError
 
 
 def test_serve_rejects_an_address_without_port() -> None:
@@ -33,7 +34,7 @@ def test_worker_count_defaults_to_one_process_per_core(monkeypatch: pytest.Monke
 
 def test_build_app_serves_the_named_store(tmp_path: Path) -> None:
     app = build_app(ServeOptions(db=f"sqlite:///{tmp_path / 'served.db'}", settings={"PAGE_SIZE": 7}))
-    assert app.config["PAGE_SIZE"] == 7
+    assert app.extensions[SETTINGS_KEY].page_size == 7
     assert app.test_client().get("/fhir/Patient").get_json()["total"] == 0
     assert (tmp_path / "served.db").exists()
     assert app.test_client().get("/healthz").status_code == 200
@@ -45,5 +46,8 @@ def test_settings_come_from_pulsebridge_environment_variables(tmp_path: Path, mo
     monkeypatch.setenv("PULSEBRIDGE_DB", f"sqlite:///{tmp_path / 'from-env.db'}")
     monkeypatch.setenv("PULSEBRIDGE_PAGE_SIZE", "3")
     app = create_app()
-    assert app.config["PAGE_SIZE"] == 3 and (tmp_path / "from-env.db").exists()
-    assert create_app({"PAGE_SIZE": 9, "DB": "memory://"}).config["PAGE_SIZE"] == 9
+    assert app.extensions[SETTINGS_KEY].page_size == 3 and (tmp_path / "from-env.db").exists()
+    assert create_app({"PAGE_SIZE": 9, "DB": "memory://"}).extensions[SETTINGS_KEY].page_size == 9
+    assert create_app({"PAGE_SIZE": "12", "DB": "memory://"}).extensions[SETTINGS_KEY].page_size == 12
+    with pytest.raises(SettingsError, match="PAGE_SIZE"):
+        create_app({"PAGE_SIZE": "none", "DB": "memory://"})
