@@ -246,16 +246,20 @@ def watch_service(directory: str, *, settle: float = DEFAULT_SETTLE) -> Service:
 
 def main(argv: list[str] | None = None) -> None:
     from gateway.log_hygiene import configure_logging
-    from gateway.settings import Settings
+    from gateway.settings import SettingsError, load_settings
 
     parser = argparse.ArgumentParser(prog="gateway.watch", description="PulseBridge watched folder")
     parser.add_argument("directory")
-    parser.add_argument("--db", default=os.environ.get("PULSEBRIDGE_DB", Settings.db))
+    parser.add_argument("--db", help="database URL [default: the db setting, PULSEBRIDGE_DB]")
     parser.add_argument("--settle", type=float, default=DEFAULT_SETTLE)
     parser.add_argument("--interval", type=float, default=DEFAULT_INTERVAL)
     args = parser.parse_args(argv)
     configure_logging()
-    watch_forever(args.db, args.directory, settle=args.settle, interval=args.interval)
+    try:
+        db = args.db or load_settings().db
+    except SettingsError as error:
+        parser.exit(2, f"gateway.watch: {error}\n")
+    watch_forever(db, args.directory, settle=args.settle, interval=args.interval)
 
 
 if __name__ == "__main__":
