@@ -56,7 +56,12 @@ def serve(http: str, mllp: str, db: str, workers: int | None, watch: str | None,
           auth_secret: str | None, auth_jwks: str | None, insecure: bool) -> None:
     """Serve the FHIR R4 API (and the listeners other options add) until interrupted."""
     from gateway.serve import UnsafeBind, run, security_notice
+    from gateway.settings import SettingsError, load_settings
 
+    try:
+        load_settings()  # every PULSEBRIDGE_* variable checked here, before any worker starts
+    except SettingsError as exc:
+        raise click.UsageError(str(exc)) from None
     if mllp:
         check_listener(mllp_listener, split_address(mllp)[0])
     methods = [name for name, value in (("HS256 secret", auth_secret), (f"JWKS {auth_jwks}", auth_jwks)) if value]

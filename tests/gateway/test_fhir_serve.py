@@ -51,3 +51,10 @@ def test_settings_come_from_pulsebridge_environment_variables(tmp_path: Path, mo
     assert create_app({"PAGE_SIZE": "12", "DB": "memory://"}).extensions[SETTINGS_KEY].page_size == 12
     with pytest.raises(SettingsError, match="PAGE_SIZE"):
         create_app({"PAGE_SIZE": "none", "DB": "memory://"})
+
+
+def test_serve_names_a_bad_setting_before_starting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PULSEBRIDGE_PAGE_SIZE", "lots")
+    result = CliRunner().invoke(main, ["serve", "--mllp", "off"])
+    assert result.exit_code == 2
+    assert "PULSEBRIDGE_PAGE_SIZE" in result.output and "positive whole number" in result.output
