@@ -120,7 +120,7 @@ def baseline_pg(resources: list[dict], url: str, schema: str) -> float:
 
 
 _CHILD = """
-import gc, os, sys, tempfile
+import gc, os, sys, tempfile, time
 sys.path.insert(0, sys.argv[1])
 from adapters.storage.sqlite import SQLiteRepository  # first: bench_storage puts this checkout on sys.path
 sys.path.insert(0, sys.argv[2])
@@ -130,13 +130,15 @@ gc.collect()
 gc.freeze()
 with tempfile.TemporaryDirectory() as tmp:
     repo = SQLiteRepository(f"sqlite:///{os.path.join(tmp, 'child.db')}")
-    print(ingest(repo, resources, int(sys.argv[5])))
+    cpu = time.process_time()
+    wall_rate = ingest(repo, resources, int(sys.argv[5]))
+    print(wall_rate, len(resources) / (time.process_time() - cpu))
     repo.close()
 """
 
 
-def ingest_rate_of(tree: str, patients: int, per_patient: int, batch: int) -> float:
-    """SQLite ingest rate of the storage code in checkout `tree`, same dataset, in a fresh process."""
+def ingest_rate_of(tree: str, patients: int, per_patient: int, batch: int) -> tuple[float, float]:
+    """SQLite ingest (wall rate, CPU-time rate) of the storage code in checkout `tree`, same dataset, fresh process."""
     import subprocess
 
     bench_dir = str(Path(__file__).resolve().parent)
@@ -144,19 +146,30 @@ def ingest_rate_of(tree: str, patients: int, per_patient: int, batch: int) -> fl
         [sys.executable, "-c", _CHILD, str(Path(tree).resolve()), bench_dir, str(patients), str(per_patient), str(batch)],
         check=True, capture_output=True, text=True, cwd=tree,
     ).stdout
-    return float(out.strip().splitlines()[-1])
+    wall, cpu = out.strip().splitlines()[-1].split()
+    return float(wall), float(cpu)
 
 
 def compare_with(tree: str, patients: int, per_patient: int, batch: int, rounds: int) -> None:
-    """Alternate runs of `tree` and this checkout; print each rate and the ratio of the medians."""
+    """Alternate runs of `tree` and this checkout; print each rate and the ratio of the medians.
+
+    Beside wall-clock rates, the rate per CPU second of the ingesting process: on a machine other
+    jobs share, it moves far less with their load (the load average is printed too).
+    """
     here = str(Path(__file__).resolve().parent.parent)
-    before, after = [], []
+    before: list[tuple[float, float]] = []
+    after: list[tuple[float, float]] = []
     for _ in range(rounds):
         before.append(ingest_rate_of(tree, patients, per_patient, batch))
         after.append(ingest_rate_of(here, patients, per_patient, batch))
-    print(f"sqlite ingest before ({tree}): {', '.join(f'{r:,.0f}' for r in before)} resources/s")
-    print(f"sqlite ingest after  ({here}): {', '.join(f'{r:,.0f}' for r in after)} resources/s")
-    print(f"sqlite ingest ratio after/before (medians): {statistics.median(after) / statistics.median(before):.2f}")
+    for label, runs in ((f"before ({tree})", before), (f"after  ({here})", after)):
+        print(f"sqlite ingest {label}: {', '.join(f'{w:,.0f}' for w, _ in runs)} resources/s wall; "
+              f"{', '.join(f'{c:,.0f}' for _, c in runs)} per CPU second")
+    for i, name in enumerate(("wall", "CPU-time")):
+        ratio = statistics.median(r[i] for r in after) / statistics.median(r[i] for r in before)
+        print(f"sqlite ingest {name} medians: after {statistics.median(r[i] for r in after):,.0f}/s, "
+              f"before {statistics.median(r[i] for r in before):,.0f}/s, ratio {ratio:.2f}")
+    print(f"load average (1/5/15 min) at the end: {' / '.join(f'{x:.1f}' for x in os.getloadavg())}")
 
 
 def percentile(samples: list[float], p: float) -> float:

@@ -158,6 +158,8 @@ def _query_of(url: str) -> SearchQuery:
 class VersionedStore(Repository):
     """Repository semantics over a backend's units of work."""
 
+    param_ids: dict[str, int] | None = None  # how index rows name parameters: key, or a backend's id for it
+
     @abstractmethod
     def unit(self, write: bool) -> AbstractContextManager[UnitOfWork]:
         """An atomic unit; write=True takes the write lock up front (BEGIN IMMEDIATE / row locks).
@@ -269,7 +271,7 @@ class VersionedStore(Repository):
         instant, _, when = self._now()
         stamped = stamp({**resource, "id": resource_id}, 1, instant)
         version = Version(resource_type, resource_id, 1, when, stamped, "POST")
-        uow.put(version, index_resource(stamped), True)
+        uow.put(version, index_resource(stamped, self.param_ids), True)
         return WriteOutcome(version, created=True)
 
     def _update(self, uow: UnitOfWork, resource: dict, if_match: int | None) -> WriteOutcome:
@@ -286,7 +288,7 @@ class VersionedStore(Repository):
         instant, _, when = self._now()
         stamped = stamp(resource, version_id, instant)
         version = Version(resource_type, resource_id, version_id, when, stamped, "PUT")
-        uow.put(version, index_resource(stamped), current is None)
+        uow.put(version, index_resource(stamped, self.param_ids), current is None)
         return WriteOutcome(version, created=current is None or current.deleted)
 
     def _delete(self, uow: UnitOfWork, resource_type: str, resource_id: str, if_match: int | None) -> Version | None:

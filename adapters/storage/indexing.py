@@ -1,6 +1,7 @@
 """Turn a resource into search-index rows, one list per parameter type (R4 search.html#ptypes).
 
-Rows are plain tuples, first column the parameter key (`Observation.code`):
+Rows are plain tuples, first column the parameter key (`Observation.code`), or the key's id in a
+SQL store's search_params table (schema 3: small integers keep index rows and their indexes small):
     token     (key, system, code, text)          text = normalised display/text, for :text
     string    (key, norm, exact)                 norm = case- and accent-folded, for default matching
     date      (key, low, high)                   inclusive UTC microseconds (adapters.storage.dates)
@@ -391,8 +392,11 @@ def _for_key(resource_type: str, json_key: str) -> tuple[tuple[_Extractor, ...],
     return (extractors, json_key[len(element):] or None) if extractors else _NOTHING
 
 
-def index_resource(resource: dict) -> IndexRows:
-    """Every index row of one resource, for every parameter of its type."""
+def index_resource(resource: dict, param_ids: dict[str, int] | None = None) -> IndexRows:
+    """Every index row of one resource, for every parameter of its type (R4 search.html#ptypes).
+
+    Rows name their parameter by key (`Observation.code`), or by the key's id in `param_ids`.
+    """
     rows = IndexRows()
     tables = rows.tables()
     resource_type = resource["resourceType"]
@@ -410,20 +414,19 @@ def index_resource(resource: dict) -> IndexRows:
         for extractor in extractors:
             nodes = start
             for walk in extractor.walks:
+                nodes = walk(nodes, resource)
                 if not nodes:
                     break
-                nodes = walk(nodes, resource)
-            if not nodes:
-                continue
-            made: list[tuple] = []
-            make = extractor.make
-            for value, fhir_type in nodes:
-                make(value, fhir_type, resource, made)
-            if not made:
-                continue
-            out = tables[extractor.table]
-            for key in extractor.keys:
-                out += [(key, *row) for row in made]
+            else:
+                made: list[tuple] = []
+                make = extractor.make
+                for value, fhir_type in nodes:
+                    make(value, fhir_type, resource, made)
+                if made:
+                    out = tables[extractor.table]
+                    for key in extractor.keys:
+                        name = key if param_ids is None else param_ids[key]
+                        out += [(name, *row) for row in made]
     return rows
 
 

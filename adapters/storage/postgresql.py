@@ -73,6 +73,7 @@ class PostgreSQLRepository(SqlStore):
                 if version not in applied:
                     conn.execute(script.encode())
                     conn.execute("INSERT INTO schema_version VALUES (%s, now())", (version,))
+            self.register_parameters(conn)
 
     def schema_version(self) -> int:
         return self._connection().execute("SELECT max(version) FROM schema_version").fetchone()[0]
@@ -103,7 +104,7 @@ class PostgreSQLRepository(SqlStore):
 
     def execute_many(self, conn: Any) -> Callable[[str, list], None]:
         def run(sql: str, rows: list) -> None:
-            if sql.startswith("INSERT INTO") and "(" in sql:
+            if sql.startswith("INSERT INTO") and "ON CONFLICT" not in sql:
                 table, columns = sql[len("INSERT INTO ") :].split(" VALUES", 1)[0].split(" ", 1)
                 with conn.cursor() as cur, cur.copy(f"COPY {table} {columns} FROM STDIN") as copy:
                     for row in rows:

@@ -15,7 +15,7 @@ from typing import Any, Callable
 from adapters.storage.base import Version
 from adapters.storage.dates import to_datetime, to_micros
 from adapters.storage.engine import VersionedStore
-from adapters.storage.indexing import TABLES, IndexRows, reference_view
+from adapters.storage.indexing import RESOURCE_COLUMNS, TABLES, IndexRows, reference_view
 from adapters.storage.plan import (
     COLUMNS,
     ChainMatch,
@@ -30,6 +30,7 @@ from adapters.storage.plan import (
     sort_specs,
 )
 from adapters.storage.query import IncludeSpec, SearchQuery
+from adapters.storage.search_parameters import parameters, resource_types
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 STATS_AFTER = 10_000  # writes of one process before its first statistics refresh
@@ -51,13 +52,21 @@ def migration_files(dialect: str, root: Path = MIGRATIONS) -> list[tuple[int, st
     return [(int(f.name[:4]), f.read_text(encoding="utf-8")) for f in files]
 
 
+@lru_cache(maxsize=1)
+def parameter_keys() -> tuple[str, ...]:
+    """The index key of every search parameter of every resource type (R4 searchparameter-registry), sorted."""
+    return tuple(sorted(
+        p.key for t in resource_types() for p in parameters(t).values() if p.name not in RESOURCE_COLUMNS
+    ))
+
+
 def split_statements(script: str) -> list[str]:
     lines = [line for line in script.splitlines() if not line.lstrip().startswith("--")]
     return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
 
 
-def _param_in(alias: str, keys: tuple[str, ...]) -> str:
-    return f"{alias}.param = ?" if len(keys) == 1 else f"{alias}.param IN ({', '.join('?' * len(keys))})"
+def _param_in(alias: str, ids: list[int]) -> str:
+    return f"{alias}.param = ?" if len(ids) == 1 else f"{alias}.param IN ({', '.join('?' * len(ids))})"
 
 
 class _Sql:
@@ -70,10 +79,15 @@ class _Sql:
     prefers the index with more equality columns, which is the wrong one for both.
     """
 
-    def __init__(self, contains: str, hints: bool = False) -> None:
+    def __init__(self, contains: str, param_ids: dict[str, int], hints: bool = False) -> None:
         self.contains = contains  # e.g. "instr({col}, ?) > 0"
+        self.param_ids = param_ids
         self.hints = hints
         self.aliases = itertools.count()
+
+    def ids(self, keys: tuple[str, ...]) -> list[int]:
+        """search_params ids of index keys; 0 (no rows) for a key this database never registered."""
+        return [self.param_ids.get(key, 0) for key in keys]
 
     def _index(self, table: str, purpose: str) -> str:
         return f" INDEXED BY idx_{table}_{purpose}" if self.hints else ""
@@ -126,21 +140,22 @@ class _Sql:
             return self.last_updated(outer, cond, params)
         x = f"x{next(self.aliases)}"
         if isinstance(cond, IndexMatch):
-            params += cond.keys
+            ids = self.ids(cond.keys)
+            params += ids
             if driver:
                 where = self.alternatives(x, cond, params)
                 return (
                     f"{outer}.rid IN (SELECT {x}.rid FROM idx_{cond.table} {x}{self._index(cond.table, 'value')} "
-                    f"WHERE {_param_in(x, cond.keys)} AND {where})"
+                    f"WHERE {_param_in(x, ids)} AND {where})"
                 )
             inner = (
                 f"SELECT 1 FROM idx_{cond.table} {x}{self._index(cond.table, 'rid')} "
-                f"WHERE {x}.rid = {outer}.rid AND {_param_in(x, cond.keys)} AND "
+                f"WHERE {x}.rid = {outer}.rid AND {_param_in(x, ids)} AND "
             )
             inner += self.alternatives(x, cond, params)
             return f"{'NOT ' if cond.negate else ''}EXISTS ({inner})"
         assert isinstance(cond, ChainMatch)
-        params.append(cond.key)
+        params += self.ids((cond.key,))
         ors = []
         for target_type, conditions in cond.targets:
             t = f"t{next(self.aliases)}"
@@ -179,10 +194,11 @@ class _Sql:
                 continue
             agg = "MAX" if spec.descending else "MIN"
             x = f"s{next(self.aliases)}"
-            params += spec.keys
+            ids = self.ids(spec.keys)
+            params += ids
             terms.append(
                 f"(SELECT {agg}({x}.{spec.column}) FROM idx_{spec.table} {x}{self._index(spec.table, 'rid')} "
-                f"WHERE {x}.rid = r.rid AND {_param_in(x, spec.keys)})"
+                f"WHERE {x}.rid = r.rid AND {_param_in(x, ids)})"
                 f" {direction} NULLS LAST"
             )
         terms.append("r.rid ASC")
@@ -360,13 +376,10 @@ class SqlUnit:
         if not rids:
             return []
         params: list[Any] = list(rids)
-        if spec.param == "*":
-            param_sql = "x.param >= ? AND x.param < ?"
-            params += [spec.source_type + ".", spec.source_type + "." + _MAX_CHAR]
-        else:
-            key, narrowed_to = reference_view(spec.source_type, spec.param)
-            param_sql = "x.param = ?"
-            params.append(key)
+        param_sql, param_ids = self._include_params(spec)
+        params += param_ids
+        if spec.param != "*":
+            narrowed_to = reference_view(spec.source_type, spec.param)[1]
             if narrowed_to is not None:
                 param_sql += " AND x.target_type = ?"
                 params.append(narrowed_to)
@@ -390,6 +403,15 @@ class SqlUnit:
             )
         return out
 
+    def _include_params(self, spec: IncludeSpec) -> tuple[str, list[int]]:
+        """The `x.param` condition of an _include/_revinclude and its ids: one parameter, or all of the type's (`*`)."""
+        if spec.param == "*":
+            keys = tuple(p.key for p in parameters(spec.source_type).values() if p.type == "reference")
+        else:
+            keys = (reference_view(spec.source_type, spec.param)[0],)
+        ids = self.store.builder().ids(keys) or [0]
+        return _param_in("x", ids), ids
+
     def _revinclude(self, spec: IncludeSpec, targets: list[tuple[int, str, str]]) -> list[tuple[int, str, str, dict]]:
         out = []
         by_type: dict[str, list[str]] = {}
@@ -397,15 +419,9 @@ class SqlUnit:
         for _, target_type, target_id in targets:
             if spec.target_type in (None, target_type) and narrowed_to in (None, target_type):
                 by_type.setdefault(target_type, []).append(target_id)
+        param_sql, param_ids = self._include_params(spec)
         for target_type, ids in by_type.items():
-            params: list[Any] = [spec.source_type]
-            if spec.param == "*":
-                param_sql = "x.param >= ? AND x.param < ?"
-                params += [spec.source_type + ".", spec.source_type + "." + _MAX_CHAR]
-            else:
-                param_sql = "x.param = ?"
-                params.append(reference_view(spec.source_type, spec.param)[0])
-            params += [target_type, *ids]
+            params: list[Any] = [spec.source_type, *param_ids, target_type, *ids]
             out += self._fetch_resources(
                 f"{self.store.builder().unindexed('r.resource_type')} = ? AND r.rid IN "
                 f"(SELECT x.rid FROM idx_reference x WHERE {param_sql} "
@@ -422,8 +438,23 @@ class SqlStore(VersionedStore):
     contains_sql = "instr({col}, ?) > 0"
     planner_hints = False  # SQLite: INDEXED BY / unary plus, see _Sql
 
+    param_ids: dict[str, int]  # search_params: index key -> id (register_parameters)
+
     def builder(self) -> _Sql:
-        return _Sql(self.contains_sql, self.planner_hints)
+        return _Sql(self.contains_sql, self.param_ids, self.planner_hints)
+
+    def register_parameters(self, conn: Any) -> None:
+        """Give every known parameter key an id in search_params (schema 3) and load key -> id.
+
+        Runs when the store opens, in the migration's transaction: index rows of this process only
+        ever use keys of parameter_keys(), so writes never need to register one.
+        """
+        known = dict(self.fetch(conn, "SELECT key, pid FROM search_params", []))
+        missing = [(key,) for key in parameter_keys() if key not in known]
+        if missing:
+            self.execute_many(conn)("INSERT INTO search_params (key) VALUES (?) ON CONFLICT (key) DO NOTHING", missing)
+            known = dict(self.fetch(conn, "SELECT key, pid FROM search_params", []))
+        self.param_ids = known
 
     @abstractmethod
     def execute(self, conn: Any, sql: str, params: list[Any]) -> Any:

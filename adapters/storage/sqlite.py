@@ -92,7 +92,7 @@ class SQLiteRepository(SqlStore):
         self._local = threading.local()
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
-        """Apply migrations/sqlite/NNNN_*.sql in order, each in its own transaction."""
+        """Apply migrations/sqlite/NNNN_*.sql in order and register parameter ids, in one transaction."""
         with self._write_lock:
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -106,6 +106,7 @@ class SQLiteRepository(SqlStore):
                     for statement in split_statements(script):
                         conn.execute(statement)
                     conn.execute("INSERT INTO schema_version VALUES (?, datetime('now'))", (version,))
+                self.register_parameters(conn)
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
