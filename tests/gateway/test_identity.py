@@ -1,8 +1,6 @@
 """One person, one record (gateway/identity.py) through the real Ingestor on SQLite, and once over MLLP."""
 from __future__ import annotations
 
-import asyncio
-import threading
 from importlib import import_module
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,9 +14,9 @@ from adapters.storage.base import Repository
 from adapters.storage.query import parse_search
 from gateway.identity import StrongIdentifiers, merge_patient, person_id
 from gateway.ingest import Ingestor
-from gateway.mllp_server import MLLPServer
 from gateway.settings import Settings
 from mappers.ids import resource_id
+from tests.gateway.mllp_listener import running_listener
 
 RESIDENT_ID = "11010119900307851X"  # 18 digits with the GB 11643 check character X
 HIS_PID = f"PID|1||M1^^^HIS1^MR~{RESIDENT_ID}^^^CHN^NNCHN||张^三||19900307|M|||建国路1号^^北京^^100000^CN||^PRN^PH^^^^^^^^^13800000000\r"
@@ -251,28 +249,9 @@ def test_merge_rule_merges_updates_and_replaces_snapshots() -> None:
 
 
 def test_cross_source_link_end_to_end_over_mllp(repository: Repository) -> None:
-    server = MLLPServer(Ingestor(repository), "127.0.0.1", 0, threads=2)
-    loop = asyncio.new_event_loop()
-    started = threading.Event()
-
-    def run() -> None:
-        asyncio.set_event_loop(loop)
-        loop.run_until_complete(server.start())
-        started.set()
-        loop.run_forever()
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    assert started.wait(10)
-    try:
-        with hl7.client.MLLPClient("127.0.0.1", server.port) as client:
-            for raw in (adt("A1", "A01", HIS_PID), oru("L1", f"PID|1||L9^^^LIS^MR~{RESIDENT_ID}^^^CHN^NNCHN||张^三\r")):
-                ack = hl7.parse(client.send_message(raw.decode()).decode())
-                assert str(ack.segment("MSA")[1]) == "AA"
-    finally:
-        asyncio.run_coroutine_threadsafe(server.stop(grace=5), loop).result(10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
-        loop.close()
+    with running_listener(Ingestor(repository)) as server, hl7.client.MLLPClient("127.0.0.1", server.port) as client:
+        for raw in (adt("A1", "A01", HIS_PID), oru("L1", f"PID|1||L9^^^LIS^MR~{RESIDENT_ID}^^^CHN^NNCHN||张^三\r")):
+            ack = hl7.parse(client.send_message(raw.decode()).decode())
+            assert str(ack.segment("MSA")[1]) == "AA"
     his, lis = _by_mrn(repository, "M1"), _by_mrn(repository, "L9")
     assert _links(his) == {(f"Patient/{lis['id']}", "seealso")}

@@ -1,12 +1,7 @@
 """`pulsebridge serve --mllp`: the real server process against python-hl7's MLLP client and `pulsebridge send`."""
 from __future__ import annotations
 
-import os
-import signal
 import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -19,45 +14,15 @@ from click.testing import CliRunner
 
 from gateway.cli import main
 from tests.gateway.ingest_messages import GARBAGE, UNMAPPABLE_BIRTH_DATE, adt
+from tests.gateway.served_gateway import ServedGateway
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_for(port: int, process: subprocess.Popen, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert process.poll() is None, "server exited"
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise TimeoutError(f"nothing listens on {port}")
-
-
-class Server:
-    def __init__(self, tmp: Path) -> None:
-        self.db = f"sqlite:///{tmp / 'served.db'}"
-        self.http, self.mllp = _free_port(), _free_port()
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "gateway", "serve", "--http", f"127.0.0.1:{self.http}",
-             "--mllp", f"127.0.0.1:{self.mllp}", "--db", self.db, "--workers", "1"],
-            start_new_session=True,
-        )
-        _wait_for(self.mllp, self.process)
-        _wait_for(self.http, self.process)
+class Server(ServedGateway):
+    """`python -m gateway serve` with HTTP and MLLP on free ports, on SQLite."""
 
     def send(self, message: bytes) -> hl7.Message:
         with hl7.client.MLLPClient("127.0.0.1", self.mllp) as client:
             return hl7.parse(client.send_message(message.decode()).decode())
-
-    def stop(self) -> None:
-        os.killpg(self.process.pid, signal.SIGTERM)
-        self.process.wait(timeout=30)
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,6 @@ import os
 import signal
 import socket
 import sqlite3
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -22,53 +20,24 @@ import requests
 from adapters.hl7v2.mllp import read_frame, send_frame
 from adapters.hl7v2.mllp_client import MLLPClient
 from tests.gateway.ingest_messages import adt
+from tests.gateway.served_gateway import ServedGateway
 
 pytestmark = pytest.mark.e2e
 
 MAX_BYTES = 4096  # PULSEBRIDGE_MAX_MESSAGE_BYTES for these servers: small, so an oversize frame is cheap
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    """`python -m gateway serve` in its own process group, on SQLite."""
+class Server(ServedGateway):
+    """`python -m gateway serve` in its own process group, on SQLite, with a small message limit and a 1 s idle timeout."""
 
     def __init__(self, tmp: Path, *extra: str) -> None:
         self.path = tmp / "served.db"
-        self.db = f"sqlite:///{self.path}"
-        self.http, self.mllp = _free_port(), _free_port()
-        env = {**os.environ, "PULSEBRIDGE_MAX_MESSAGE_BYTES": str(MAX_BYTES), "PULSEBRIDGE_MLLP_IDLE_TIMEOUT": "1"}
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "gateway", "serve", "--http", f"127.0.0.1:{self.http}",
-             "--mllp", f"127.0.0.1:{self.mllp}", "--db", self.db, "--workers", "1", *extra],
-            start_new_session=True, env=env, stderr=subprocess.PIPE, text=True,
-        )
-        self.stderr: list[str] = []
-        self._drainer = threading.Thread(target=self._drain, daemon=True)
-        self._drainer.start()
-        for port in (self.mllp, self.http):
-            self._wait_for(port)
+        env = {"PULSEBRIDGE_MAX_MESSAGE_BYTES": str(MAX_BYTES), "PULSEBRIDGE_MLLP_IDLE_TIMEOUT": "1"}
+        super().__init__(tmp, *extra, env=env, db=f"sqlite:///{self.path}")
 
-    def _drain(self) -> None:
-        assert self.process.stderr is not None
-        with self.process.stderr:
-            for line in self.process.stderr:
-                self.stderr.append(line)
-
-    def _wait_for(self, port: int, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, "server exited: " + "".join(self.stderr)
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                return
-            except OSError:
-                time.sleep(0.05)
-        raise TimeoutError(f"nothing listens on {port}")
+    @property
+    def stderr(self) -> list[str]:
+        return self.lines
 
     def fhir(self, path: str, **params: str) -> dict:
         return requests.get(f"http://127.0.0.1:{self.http}/fhir/{path}", params=params, timeout=10).json()
@@ -84,12 +53,6 @@ class Server:
 
     def signal(self, sig: int) -> None:
         os.killpg(self.process.pid, sig)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.signal(signal.SIGTERM)
-            self.process.wait(timeout=30)
-        self._drainer.join(timeout=10)
 
 
 @pytest.fixture(scope="module")
