@@ -153,6 +153,30 @@ def order_has_specimen(ctx: Context, value: Value | None) -> bool:
     return any(p.segment.fields[0] == "SPM" and len(p.path) > depth and p.path[:depth] == place.path for p in ctx.state.places)
 
 
+# Segments between an order/observation segment and its PRTs in the v2.8 order and result
+# grammars (OML_O21 OBSERVATION_REQUEST: OBR, [{TCD}], [{NTE}], [{PRT}]; OBSERVATION: OBX, [TCD], [{NTE}], [{PRT}])
+_BEFORE_PARTICIPATION = frozenset({"PRT", "NTE", "TCD", "ROL"})
+_ORDER_SEGMENTS = frozenset({"ORC", "OBR", "RXO", "RXE"})
+
+
+def _participation_owner(ctx: Context) -> str | None:
+    """The id of the segment a PRT participates in: the nearest earlier one that is not a PRT, NTE or TCD."""
+    if ctx.place is None:
+        return None
+    segments = ctx.message.segments
+    return next((segments[i].id for i in range(ctx.place.index - 1, -1, -1) if segments[i].id not in _BEFORE_PARTICIPATION), None)
+
+
+def follows_observation(ctx: Context, value: Value | None) -> bool:
+    """The PRT is an OBX's participation (IG ORU_R01 4.2.4.3.2, OML_O21 6.4.7.2, VXU_V04 12.6.2)."""
+    return _participation_owner(ctx) == "OBX"
+
+
+def follows_order(ctx: Context, value: Value | None) -> bool:
+    """The PRT is an order's participation (IG ORU_R01 4.2.1.2 / 4.2.4, OML_O21 6.2 / 6.4.4)."""
+    return _participation_owner(ctx) in _ORDER_SEGMENTS
+
+
 FUNCTIONS: dict[str, Fn] = {
     "explicit_time": explicit_time,
     "explicit_times": explicit_times,
@@ -166,4 +190,6 @@ CONVERTERS: dict[str, Fn] = {}
 PREDICATES: dict[str, Callable[["Context", "Value | None"], bool]] = {
     "tq1_timing": tq1_timing,
     "order_has_specimen": order_has_specimen,
+    "follows_observation": follows_observation,
+    "follows_order": follows_order,
 }

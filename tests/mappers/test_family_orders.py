@@ -310,3 +310,99 @@ def test_oru_order_specimen_and_responsible_observer_per_ig_oru_sheet(convert_er
     hemoglobin = next(o for o in resources(bundle, "Observation") if o["code"]["coding"][0]["code"] == "718-7")
     assert {"reference": f"PractitionerRole/{role['id']}"} in hemoglobin["performer"]
     assert validation_errors(bundle) == []
+
+
+VISIT = "PV1|1|O|CLINIC^^^HOSP"
+
+
+def _ref(resource: dict) -> dict:
+    return {"reference": f"{resource['resourceType']}/{resource['id']}"}
+
+
+def test_ft1_of_a_pharmacy_order_is_a_charge_item_supported_by_the_order(convert_er7) -> None:
+    """FT1 has no IG sheet: as in DFT (segments/encounters.yaml FT1[ChargeItem]), of the patient and visit, its order as supporting information."""
+    bundle, _ = convert_er7(
+        RDE, PID, VISIT,
+        "ORC|NW|PL-9^HOSP||||||||20240411075500+0800",
+        "RXE||123^Drug A^NDC|250||mg^mg^UCUM",
+        "FT1|1|TX-1||20240411|20240411|CG|71045^Xray exam chest 1 view^C4|||2|100&USD",
+    )
+    charge, order = only(bundle, "ChargeItem"), only(bundle, "MedicationRequest")
+    assert charge["status"] == "billable" and charge["code"]["coding"][0]["code"] == "71045"
+    assert charge["subject"] == _ref(only(bundle, "Patient")) and charge["context"] == _ref(only(bundle, "Encounter"))
+    assert charge["supportingInformation"] == [_ref(order)]
+    assert charge["quantity"]["value"] == 2 and charge["priceOverride"] == {"value": 100, "currency": "USD"}
+    assert validation_errors(bundle) == []
+
+
+def test_prt_participations_per_ig_oru_sheet(convert_er7) -> None:
+    bundle, report = convert_er7(
+        ORU, PID,
+        "PRT|1|AD||PP^Primary Care Provider^HL70443|1001^Family^Doc",  # IG ORU_R01 4.1.3: PP -> generalPractitioner
+        "PV1|1|I|WARD^1^A^HOSP",
+        "PRT|2|AD||AT^Attending^HL70443|1002^Visit^Doc",  # 4.1.8.3: Encounter.participant
+        "ORC|RE|PL-30^HOSP|FL-30^LAB",
+        "PRT|3|AD||AD^Admitting^HL70912|1003^Order^Doc",  # a role the IG maps nothing for after ORC
+        "PRT|5|AD||OP^Ordering Provider^HL70443|1005^Orderer^Doc",  # 4.2.1.2: OP -> the order's requester
+        "OBR|1|PL-30^HOSP|FL-30^LAB|718-7^Hemoglobin^LN",
+        "OBX|1|NM|718-7^Hemoglobin^LN||13.2|g/dL^g/dL^UCUM|||||F",
+        "PRT|4|AD||EQUIP^Equipment^HL70443|1004^Tech^Nick||||LAB-ROOM^^^LAB|PD-1^LAB||||||||20220712|LOT-7|SN-9",  # 4.2.4.3.2
+    )
+    roles = {r["practitioner"]["reference"]: r for r in resources(bundle, "PractitionerRole") if "practitioner" in r}
+    by_id = {p["identifier"][0]["value"]: _ref(p) for p in resources(bundle, "Practitioner")}
+    assert "1003" not in by_id  # no IG row for an admitting PRT of the order
+    gp, visit, performer = (roles[by_id[n]["reference"]] for n in ("1001", "1002", "1004"))
+    assert only(bundle, "Patient")["generalPractitioner"] == [_ref(gp)]
+    assert gp["code"][0]["coding"][0]["code"] == "PP"
+    assert only(bundle, "Encounter")["participant"] == [{"individual": _ref(visit)}]
+    assert only(bundle, "ServiceRequest")["requester"] == _ref(roles[by_id["1005"]["reference"]])
+    observation = only(bundle, "Observation")
+    device = next(d for d in resources(bundle, "Device") if d.get("lotNumber") == "LOT-7")
+    assert observation["device"] == _ref(device) and _ref(performer) in observation["performer"]
+    assert device["identifier"][0]["value"] == "PD-1" and device["lotNumber"] == "LOT-7" and device["serialNumber"] == "SN-9"
+    assert device["expirationDate"] == "2022-07-12"
+    location = next(loc for loc in resources(bundle, "Location") if loc.get("name") == "LAB-ROOM")
+    assert observation["extension"] == [{"url": "http://hl7.org/fhir/StructureDefinition/event-location", "valueReference": _ref(location)}]
+    assert validation_errors(bundle) == []
+
+
+DISPENSED_TO_WARD_PHARMACY = "RXE||123^Drug A^NDC|1||TAB^Tablet^L" + "|" * 35 + "PH-1^Ward pharmacy^L|1 Main St^^Springfield||||555-0100^WPN^PH"
+
+
+def test_ordering_facility_without_ordering_provider_is_the_requester_per_ig_orc21(convert_er7) -> None:
+    """IG ORC[ServiceRequest] ORC-21/22/23: requester(PractitionerRole.organization), also when ORC-12 is empty."""
+    facility = "ORC|NW|PL-40^HOSP|||||||20240413075500+0800||||||||||||LAKE FOREST HOSPITAL|1000 N WESTMORELAND RD^^LAKE FOREST^IL|(847)234-5600^WPN^PH"
+    for header, resource in ((ORM, "ServiceRequest"), (RDE, "MedicationRequest")):
+        tail = ("OBR|1|PL-40^HOSP||24317-0^Hemogram^LN",) if header == ORM else (DISPENSED_TO_WARD_PHARMACY,)
+        bundle, _ = convert_er7(header, PID, facility, *tail)
+        request = only(bundle, resource)
+        organization = next(o for o in resources(bundle, "Organization") if o.get("name") == "LAKE FOREST HOSPITAL")
+        assert request["requester"] == _ref(only(bundle, "PractitionerRole"))
+        assert only(bundle, "PractitionerRole")["organization"] == _ref(organization)
+        assert organization["address"][0]["city"] == "LAKE FOREST" and organization["telecom"][0]["value"] == "(847)234-5600"
+        if header == RDE:  # the dispenser is RXE-40, with its address (RXE-41) and phone (RXE-45)
+            pharmacy = next(o for o in resources(bundle, "Organization") if o.get("name") == "Ward pharmacy")
+            assert request["dispenseRequest"]["performer"] == _ref(pharmacy)
+            assert pharmacy["address"][0]["city"] == "Springfield" and pharmacy["telecom"][0]["value"] == "555-0100"
+        assert validation_errors(bundle) == []
+
+
+def test_oul_order_document_is_a_document_reference_of_the_order(convert_er7) -> None:
+    """No IG OUL sheet: the order's TXA by IG TXA[DocumentReference], related to the order it follows."""
+    bundle, _ = convert_er7(
+        OUL, PID, VISIT,
+        "SPM|1|S-1&LAB|P-0&LAB|119297000^Blood specimen^SCT",
+        "OBR|1|PL-1^HOSP|FL-1^LAB|2339-0^Glucose^LN",
+        "ORC|SC|PL-1^HOSP|FL-1^LAB||CM",
+        "TXA|1|DS^Discharge summary^HL70270|TX|20240414070000+0800||||||||DOC-1^LAB|||||AU||AV",
+        "OBX|1|NM|2339-0^Glucose^LN||5.4|mmol/L^mmol/L^UCUM|||||F",
+    )
+    document, request = only(bundle, "DocumentReference"), only(bundle, "ServiceRequest")
+    assert document["masterIdentifier"]["value"] == "DOC-1" and document["status"] == "current" and document["docStatus"] == "final"
+    assert document["subject"] == _ref(only(bundle, "Patient"))
+    assert document["context"]["related"] == [_ref(request)] and document["context"]["encounter"] == [_ref(only(bundle, "Encounter"))]
+    assert request["status"] == "completed"  # IG ORC-5 CM, though the ORC follows its OBR here
+    # IG SPM-3: the parent specimen, by its placer id
+    specimens = {s["identifier"][0]["value"]: s for s in resources(bundle, "Specimen")}
+    assert specimens["S-1"]["parent"] == [_ref(specimens["P-0"])]
+    assert validation_errors(bundle) == []

@@ -38,17 +38,21 @@ FLOORS: dict[str, tuple[float, float]] = {
     "BAR": (0.70, 0.85),
     "DFT": (0.61, 0.74),
     "REF": (0.58, 0.72),
-    # results, orders, pharmacy, immunization, scheduling, documents: together raw 51.9% -> 61.2%
-    "MDM": (0.66, 0.8),
-    "OMG": (0.545, 0.655),
-    "OML": (0.59, 0.70),
-    "ORM": (0.59, 0.69),
-    "ORU": (0.62, 0.74),
-    "OUL": (0.555, 0.685),
-    "RDE": (0.525, 0.63),
-    "RDS": (0.655, 0.76),
-    "SIU": (0.66, 0.815),
-    "VXU": (0.7, 0.825),
+    # results, orders, pharmacy, immunization, scheduling, documents: together raw 51.9% -> 61.2%, then
+    # (part B continued: FT1 ChargeItems, PRT participations, ORC-21 requester, OUL TXA, SPM-3 parent,
+    # RXE-40 pharmacy; classes with their IG rows in mappers/data/peer-differences.yaml) raw / adjusted:
+    # MDM 66.8 / 90.8, OMG 60.8 / 81.9, OML 62.6 / 80.4, ORM 65.7 / 81.3, ORU 66.8 / 82.7,
+    # OUL 63.9 / 80.6, RDE 58.5 / 74.1, RDS 69.7 / 82.2, SIU 66.5 / 90.6, VXU 70.9 / 86.4
+    "MDM": (0.665, 0.905),
+    "OMG": (0.605, 0.815),
+    "OML": (0.625, 0.80),
+    "ORM": (0.655, 0.81),
+    "ORU": (0.665, 0.825),
+    "OUL": (0.635, 0.805),
+    "RDE": (0.58, 0.74),
+    "RDS": (0.695, 0.82),
+    "SIU": (0.66, 0.905),
+    "VXU": (0.705, 0.86),
 }
 
 
