@@ -34,6 +34,12 @@ change"), identifiers are added, never dropped. In both cases links are kept (th
 retired Patient stays retired. A Patient the ingest order guard left out (older event) keeps its
 demographics, but the message's merge/link/unlink still applies to it.
 
+Encounter updates, the same rule for the visit: events listed under "visit" in the data file (the
+ADT and BAR events by which the registration or accounting system states the visit) replace the
+stored Encounter; every other message (ORU, MDM, SIU ...) only adds the elements the stored
+Encounter lacks, so its thinner PV1 never reopens a finished stay or drops a period, class,
+reasonCode, hospitalization or location; identifiers are added, never dropped.
+
 Every extra resource written here (other Patients' links, the Person) is added to the message's
 Provenance.target. Identity resolution takes one advisory lock per transaction on PostgreSQL
 (SQLite's write lock already serialises), so two messages about one person cannot race.
@@ -110,6 +116,11 @@ def event_role(message: Message) -> str:
     return "update"
 
 
+def owns_visit(message: Message) -> bool:
+    """Whether the event states the visit itself (data file "visit": ADT v2.5 3.3, BAR v2.5 6.4), replacing the Encounter."""
+    return message.trigger_event in _events()["visit"].get(message.message_code, [])
+
+
 def _identifier_key(identifier: dict[str, Any]) -> tuple[str, str, str]:
     codes = (identifier.get("type") or {}).get("coding") or [{}]
     return identifier.get("system") or "", codes[0].get("code") or "", str(identifier.get("value") or "")
@@ -153,6 +164,19 @@ def merge_patient(stored: dict[str, Any] | None, incoming: dict[str, Any], *, sn
         result["active"] = False  # replaced-by: "must no longer be used" until a new merge says otherwise
     if not result.get("identifier"):
         result.pop("identifier", None)
+    return result
+
+
+def merge_encounter(stored: dict[str, Any] | None, incoming: dict[str, Any]) -> dict[str, Any]:
+    """The Encounter to store when a message that does not own the visit sends `incoming` (v2.5 2.5.3: only what is missing is added)."""
+    if stored is None:
+        return incoming
+    result = {k: v for k, v in stored.items() if k != "meta"}
+    for key, value in incoming.items():
+        result.setdefault(key, value)
+    identifiers = _union(result.get("identifier") or [], incoming.get("identifier") or [], _identifier_key)
+    if identifiers:
+        result["identifier"] = identifiers
     return result
 
 
@@ -283,12 +307,27 @@ def _person_identifier(key: tuple[str, str, str]) -> dict[str, Any]:
     return {"type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": name}]}, "value": value}
 
 
-def _lock(repository: Repository) -> None:
+def _lock(repository: Repository, *keys: str) -> None:
     """Serialise identity resolution across processes (PostgreSQL advisory lock; SQLite's write lock already does)."""
     unit = getattr(repository, "unit", None)
     if unit is not None:
         with unit(True) as uow:  # joins the ingest transaction
-            uow.lock("pulsebridge.identity")
+            for key in keys or ("pulsebridge.identity",):
+                uow.lock(key)
+
+
+def _merge_encounters(requests: list[BundleEntryRequest], message: Message, repository: Repository) -> list[BundleEntryRequest]:
+    """A message that does not own the visit: each Encounter it sends only adds to the stored one (module docstring)."""
+    refs = sorted({r.url for r in requests if r.method == "PUT" and r.url.startswith("Encounter/") and "?" not in r.url and r.resource})
+    if not refs or owns_visit(message):
+        return requests
+    _lock(repository, *(f"pulsebridge.encounter|{ref}" for ref in refs))  # read-merge-write, one message at a time
+    work = _WorkingSet(repository, [], StrongIdentifiers())
+    return [
+        BundleEntryRequest(r.method, r.url, merge_encounter(work.load(r.url), r.resource or {}), r.full_url, r.if_none_exist, r.if_match)
+        if r.url in refs and r.method == "PUT" else r
+        for r in requests
+    ]
 
 
 def _patient_puts(requests: list[BundleEntryRequest]) -> list[BundleEntryRequest]:
@@ -299,12 +338,13 @@ def resolve(
     requests: list[BundleEntryRequest], message: Message, repository: Repository, strong_identifiers: str,
     *, mapped: list[BundleEntryRequest] | None = None,
 ) -> tuple[list[BundleEntryRequest], list[str]]:
-    """Apply the identity rules to one message's requests; returns the requests to store and notes for the log.
+    """Apply the identity rules (and the Encounter rule) to one message's requests; returns the requests to store and log notes.
 
     `mapped` is the message's Bundle before the ingest order guard left out Patients that newer
     data has overtaken: their demographics stay as stored, but the message's identity operations
     (merge, link, unlink) still apply to them. Must run inside the transaction that stores the
     requests (its reads and writes are one unit)."""
+    requests = _merge_encounters(requests, message, repository)
     named = _patient_puts(mapped if mapped is not None else requests)
     if not named:
         return requests, []

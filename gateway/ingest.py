@@ -32,6 +32,8 @@ event time of the newest message applied to it: EVN-2 (recorded date/time) when 
 else MSH-7. An entry whose message is older than that clock is left out of the transaction
 (the resource keeps its newer data); the message is still applied otherwise, answered AA and
 its log row notes what was skipped. A message without a readable event time is always applied.
+A message that does not own the visit (ORU, MDM ...: gateway/identity.py) only adds to an Encounter
+and does not move its clock.
 """
 from __future__ import annotations
 
@@ -210,8 +212,9 @@ class Ingestor:
                     self._audit(receipt, original.ack_code, note=f"resend of message {original.id}")
                 else:
                     mapped = requests
-                    requests, clocks, notes = self._order_guard(unit, requests, event)
-                    from gateway.identity import resolve as resolve_identity  # one person, one record
+                    from gateway.identity import owns_visit, resolve as resolve_identity  # one person, one record
+
+                    requests, clocks, notes = self._order_guard(unit, requests, event, owns_visit=owns_visit(message))
 
                     requests, identity_notes = resolve_identity(
                         requests, message, self.repository, self.settings.strong_identifiers, mapped=mapped
@@ -236,9 +239,12 @@ class Ingestor:
         )
 
     def _order_guard(
-        self, unit: Any, requests: list[BundleEntryRequest], event: int | None
+        self, unit: Any, requests: list[BundleEntryRequest], event: int | None, *, owns_visit: bool = True
     ) -> tuple[list[BundleEntryRequest], dict[tuple[str, str], int], list[str]]:
-        """Leave out Patient/Encounter updates older than what is stored; the new clocks to keep."""
+        """Leave out Patient/Encounter updates older than what is stored; the new clocks to keep.
+
+        A message that does not own the visit (gateway.identity.owns_visit) only adds to an Encounter,
+        so it does not move the Encounter's clock: a delayed A03 older than an ORU still ends the stay."""
         if event is None:
             return requests, {}, []
         keys: dict[tuple[str, str], BundleEntryRequest] = {}
@@ -248,7 +254,7 @@ class Ingestor:
                 keys[(resource_type, resource_id)] = request
         stored = self.log.clocks(unit, sorted(keys))
         stale = {key for key, micros in stored.items() if event < micros}
-        clocks = {key: event for key in keys if key not in stale}
+        clocks = {key: event for key in keys if key not in stale and (owns_visit or key[0] != "Encounter")}
         if not stale:
             return requests, clocks, []
         mapping = {keys[k].full_url: f"{k[0]}/{k[1]}" for k in stale if keys[k].full_url}

@@ -137,10 +137,12 @@ def ack_for_unparseable(data: bytes, error: HL7Error, *, now: datetime | None = 
 
     MSH is looked for in the first 64 KiB; its MSH-10 goes to MSA-2 and sender/receiver are
     swapped as usual. Without a readable MSH-2 the ACK uses the default delimiters and escapes
-    the echoed values; without any MSH, MSA-2 is empty.
+    the echoed values; without any MSH, MSA-2 is empty. NUL characters are dropped from what is echoed.
     """
     head = data[:_HEAD_BYTES]
     line, codec, bom, charset_used = _msh_line(head, fallback_charset)
+    if line is not None:
+        line = line.replace("\x00", "")  # ER7 has no NUL: echoed, it would make the ACK itself unparseable
     fields: list[str] = ["MSH", DEFAULT.field, DEFAULT.encoding_characters]
     delimiters = DEFAULT
     if line is not None:

@@ -44,6 +44,9 @@ def parse(
     else:
         text, charset = data, CharsetDecision("", "", "text input")
     try:
+        nul = text.find("\x00")
+        if nul >= 0:  # ER7 text (v2.5 2.6) has no NUL; PostgreSQL text could not hold it
+            raise ParseError("the message contains a NUL character (U+0000), which HL7 v2 ER7 does not allow", offset=nul)
         return _parse_text(text, charset, limits)
     except ParseError as exc:
         if exc.offset is None:

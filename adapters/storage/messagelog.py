@@ -101,9 +101,9 @@ class MessageLog:
                 "INSERT INTO message_log (received_at, peer, transport, sending_application, sending_facility, "
                 "control_id, message_type, digest, raw, status, ack_code, reason, attempts) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-                [message.received_at, message.peer, message.transport, message.sending_application,
-                 message.sending_facility, message.control_id, message.message_type, message.digest, bytes(message.raw),
-                 message.status, message.ack_code, message.reason, message.attempts],
+                [*_texts(message.received_at, message.peer, message.transport, message.sending_application,
+                         message.sending_facility, message.control_id, message.message_type, message.digest),
+                 bytes(message.raw), *_texts(message.status, message.ack_code, message.reason), message.attempts],
             )
         return int(rows[0][0])
 
@@ -112,7 +112,7 @@ class MessageLog:
         unit.execute(
             "UPDATE message_log SET status = ?, ack_code = ?, reason = ?, duplicate_of = ?, processed_at = ?, "
             "attempts = attempts + 1 WHERE id = ?",
-            [status, ack_code, reason, duplicate_of, utc_now(), message_id],
+            [*_texts(status, ack_code, reason), duplicate_of, utc_now(), message_id],
         )
 
     def lock_sender_key(self, unit: SqlUnit, application: str, facility: str, control_id: str) -> None:
@@ -169,6 +169,11 @@ class MessageLog:
         where, params = ("WHERE status = ?", [status]) if status else ("", [])
         with self.repository.unit(False) as unit:
             return int(unit.fetch(f"SELECT count(*) FROM message_log {where}", params)[0][0])
+
+
+def _texts(*values: str) -> list[str]:
+    """Values for text columns with U+0000 replaced by U+FFFD: PostgreSQL text cannot hold NUL; SQLite gets the same."""
+    return [value.replace("\x00", "\ufffd") for value in values]
 
 
 def _row(row: tuple) -> LoggedMessage:
