@@ -212,9 +212,10 @@ class Ingestor:
                     self._audit(receipt, original.ack_code, note=f"resend of message {original.id}")
                 else:
                     mapped = requests
-                    from gateway.identity import owns_visit, resolve as resolve_identity  # one person, one record
+                    from gateway.identity import event_role, owns_visit, resolve as resolve_identity  # one person, one record
 
-                    requests, clocks, notes = self._order_guard(unit, requests, event, owns_visit=owns_visit(message))
+                    owners = {"Patient": event_role(message) == "snapshot", "Encounter": owns_visit(message)}
+                    requests, clocks, notes = self._order_guard(unit, requests, event, owners=owners)
 
                     requests, identity_notes = resolve_identity(
                         requests, message, self.repository, self.settings.strong_identifiers, mapped=mapped
@@ -239,12 +240,14 @@ class Ingestor:
         )
 
     def _order_guard(
-        self, unit: Any, requests: list[BundleEntryRequest], event: int | None, *, owns_visit: bool = True
+        self, unit: Any, requests: list[BundleEntryRequest], event: int | None, *, owners: dict[str, bool] | None = None
     ) -> tuple[list[BundleEntryRequest], dict[tuple[str, str], int], list[str]]:
         """Leave out Patient/Encounter updates older than what is stored; the new clocks to keep.
 
-        A message that does not own the visit (gateway.identity.owns_visit) only adds to an Encounter,
-        so it does not move the Encounter's clock: a delayed A03 older than an ORU still ends the stay."""
+        Only a message that owns the record moves its clock (`owners`, by type; default all): a
+        registration snapshot (gateway.identity.event_role) for a Patient, a visit event
+        (gateway.identity.owns_visit) for an Encounter. Other messages only add to those records,
+        so a delayed A03 or A08 older than an ORU still ends the stay or updates the demographics."""
         if event is None:
             return requests, {}, []
         keys: dict[tuple[str, str], BundleEntryRequest] = {}
@@ -254,7 +257,7 @@ class Ingestor:
                 keys[(resource_type, resource_id)] = request
         stored = self.log.clocks(unit, sorted(keys))
         stale = {key for key, micros in stored.items() if event < micros}
-        clocks = {key: event for key in keys if key not in stale and (owns_visit or key[0] != "Encounter")}
+        clocks = {key: event for key in keys if key not in stale and (owners or {}).get(key[0], True)}
         if not stale:
             return requests, clocks, []
         mapping = {keys[k].full_url: f"{k[0]}/{k[1]}" for k in stale if keys[k].full_url}

@@ -121,3 +121,13 @@ def test_an_older_adt_still_does_not_overwrite_a_newer_stay(ingestor: Ingestor) 
     notes = _ingest(ingestor, _adt("A08", "A8", "20260303120000+0800", reason=""))  # delayed: before the discharge
     assert any(note.startswith("Encounter/") and "out-of-order" in note for note in notes)
     assert _encounter(ingestor) == discharged
+
+
+def test_a_delayed_registration_update_still_reaches_the_patient_after_a_newer_result(ingestor: Ingestor) -> None:
+    _ingest(ingestor, _adt("A01", "A1", ADMITTED))
+    _ingest(ingestor, _oru("O3", "20260304090000+0800"))  # a result: it only adds to the Patient, so it moves no clock
+    renamed = _adt("A08", "A8", "20260303120000+0800").replace(b"DOE^JANE", b"DOE^JANET")  # sent before the ORU
+    notes = _ingest(ingestor, renamed)
+    assert not any(note.startswith("Patient/") for note in notes)
+    [patient] = ingestor.repository.search(_query("Patient", "identifier", "ENC1")).matches
+    assert patient["name"][0]["given"] == ["JANET"]
