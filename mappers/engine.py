@@ -12,8 +12,8 @@ Speed (issue 3 benchmark): each map's rows are compiled once per process into on
 function (`compile_map`; `interpret_map` is the same semantics as a plain loop, and the tests
 check that both agree on the whole corpus). The generated code tests emptiness and simple `when`
 clauses on the raw strings the reader split, and converts one component's text with a primitive
-without making a Value; a segment map skips rows whose field of its own segment is empty before
-anything else. Field repetitions, scope lookups and ids are cached per conversion, never across
+without making a Value; a row whose type is a datatype map runs that map inline; a segment map
+skips rows whose field of its own segment is empty before anything else. Field repetitions, scope lookups and ids are cached per conversion, never across
 messages; resources stay plain dicts until orjson serialises them; the unmapped report is
 worked out only when read (mappers.report).
 """
@@ -261,7 +261,8 @@ def compile_map(m: Map, specs: Specs) -> Callable[[Context, dict[str, Any]], Any
     """Generate, compile and cache (on m.compiled) the function applying m's rows in order."""
     env: dict[str, Any] = {"DataTypeError": DataTypeError, "_locate": _locate, "isinstance": isinstance, "M": m,
                            "_split": _split_value, "unescape": unescape,
-                           "_component_text": _component_text}
+                           "_component_text": _component_text, "Context": Context, "compile_map": compile_map,
+                           "add_resource": add_resource}
     lines = ["def run(ctx, out):", "    scalar = None"]
     if any(row.part >= 0 for row in m.rows) or any(_inline_condition(row.when) for row in m.rows if row.when is not None):
         # the value's components as sent (raw strings), split once; Values are made only for rows that need them
@@ -315,14 +316,28 @@ def compile_map(m: Map, specs: Specs) -> Callable[[Context, dict[str, Any]], Any
             env[f"S{i}"] = row.source.read
             lines.append(f"{indent}for n, value in enumerate(S{i}(ctx, {row.every})):")
             indent += "    "
+        inner = _datatype_map(row, specs)
         if text_row:
             env[f"T{i}"], call = _text_evaluator(row)  # type: ignore[misc]
-            call = call.replace("F", f"T{i}")
+            body = [f"result = {call.replace('F', f'T{i}')}"]
+        elif inner is not None:  # the row's type is a datatype map: through_map (see _type_converter), inlined
+            env[f"D{i}"] = inner
+            body = [
+                "if value is None:",
+                "    result = None",
+                "else:",
+                "    sub = Context(ctx.state, ctx.place, value, ctx.record)",
+                "    if value is ctx.value:",
+                "        sub._parts = ctx._parts",
+                f"    result = (D{i}.compiled or compile_map(D{i}, ctx.state.specs))(sub, {{}})",
+            ]
+            if inner.resource is not None:
+                body += ["    if result is not None:", f"        result = add_resource(ctx.state, {inner.resource!r}, result)"]
         else:
-            call = f"E{i}(value, ctx)"
+            body = [f"result = E{i}(value, ctx)"]
         lines += [
             f"{indent}try:",
-            f"{indent}    result = {call}",
+            *(f"{indent}    {line}" for line in body),
             f"{indent}except DataTypeError as exc:",
             f"{indent}    raise _locate(exc, M, R{i}, ctx, {'0' if single else 'n'}) from None",
             f"{indent}if result is not None:",
@@ -361,7 +376,9 @@ def _split_value(value: Value | None) -> tuple[list[str] | tuple[()], str | None
     `raw.partition(sep)[0]`, unescaped when it holds the escape character: Value.text, inlined."""
     if value is None:
         return (), None, None
-    pieces = value.pieces()
+    pieces = value._pieces
+    if pieces is None:
+        pieces = value.pieces()
     d = value._d
     if pieces is None:
         return [value.raw], None, d
@@ -421,6 +438,17 @@ def _text_evaluator(row: Row) -> tuple[Callable[..., Any], str] | None:
     if primitive is None:
         return None
     return primitive, ("F(text, ctx.state.zone)" if row.type in ZONED else "F(text)")
+
+
+def _datatype_map(row: Row, specs: Specs) -> Map | None:
+    """The datatype map a row's `type:` names when the row does nothing else (no value, fn, format
+    or vocab, not a primitive or named converter): its evaluator is then _type_converter's through_map."""
+    if row.type is None or row.value is not None or row.fn is not None or row.format is not None or row.vocab is not None:
+        return None
+    if row.type in PRIMITIVES or row.type in functions.CONVERTERS:
+        return None
+    m = specs.maps.get(row.type)
+    return m if m is not None and m.build is None else None
 
 
 def _stripped(text: str) -> str | None:

@@ -26,13 +26,17 @@ NAMESPACE = uuid.UUID("6f1c6e4e-2a52-5b4e-9d0f-70756c736562")  # "pulsebridge" n
 _NAMESPACE_BYTES = NAMESPACE.bytes
 
 
+_SEEDED = sha1(_NAMESPACE_BYTES)  # SHA-1 state after the namespace, copied per id
+_VARIANT = {c: "89ab"[int(c, 16) & 0x3] for c in "0123456789abcdef"}  # RFC 4122 variant bits 10xx
+
+
 def uuid5_text(name: str) -> str:
     """str(uuid.uuid5(NAMESPACE, name)) without building UUID objects (RFC 4122 4.3: SHA-1, version 5)."""
-    digest = bytearray(sha1(_NAMESPACE_BYTES + name.encode("utf-8")).digest()[:16])
-    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
-    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
-    h = digest.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    digest = _SEEDED.copy()
+    digest.update(name.encode("utf-8"))
+    h = digest.hexdigest()
+    # version nibble 5 (octet 6 high half), variant 10xx (octet 8 high half)
+    return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:32]}"
 
 
 def id_name(resource_type: str, parts: Iterable[str]) -> str:

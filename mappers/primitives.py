@@ -31,8 +31,20 @@ _NUMBER = re.compile(r"^[+-]?(?:\d+\.?\d*|\.\d+)$")
 
 def _offset(zone: tzinfo, year: str, month: str, day: str, hour: str, minute: str | None, second: str | None) -> str:
     """The zone's UTC offset at this wall-clock time, as +HH:MM (an IANA zone's DST included)."""
+    # a fixed offset (UTC, the default) is the same at every moment; year 0000 keeps datetime's refusal below
+    if zone.__class__ is timezone and year != "0000":
+        fixed = _FIXED.get(zone)
+        if fixed is None:
+            fixed = _FIXED[zone] = _format_offset(int(zone.utcoffset(None).total_seconds()))
+        return fixed
     moment = datetime(int(year), int(month), int(day), int(hour), int(minute or 0), int(second or 0), tzinfo=zone)
-    seconds = int(moment.utcoffset().total_seconds())  # type: ignore[union-attr]
+    return _format_offset(int(moment.utcoffset().total_seconds()))  # type: ignore[union-attr]
+
+
+_FIXED: dict[timezone, str] = {}  # fixed-offset zones seen -> +HH:MM
+
+
+def _format_offset(seconds: int) -> str:
     hours, minutes = divmod(abs(seconds) // 60, 60)
     return f"{'-' if seconds < 0 else '+'}{hours:02d}:{minutes:02d}"
 

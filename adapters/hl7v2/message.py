@@ -25,7 +25,7 @@ class Value:
     first component, as HL7 receivers do (v2.5 2.6.3).
     """
 
-    __slots__ = ("raw", "_d", "_level", "_pieces", "_parts")
+    __slots__ = ("raw", "_d", "_level", "_pieces", "_parts", "_kids")
 
     def __init__(self, raw: str, delimiters: Delimiters | None, level: int = REPETITION) -> None:
         self.raw = raw
@@ -33,6 +33,7 @@ class Value:
         self._level = level
         self._pieces: list[str] | None = None  # raw children, split on first use (values are immutable)
         self._parts: list[Value] | None = None
+        self._kids: dict[int, Value] | None = None  # children made one by one by __getitem__, by position
 
     def _separator(self) -> str | None:
         d = self._d
@@ -54,17 +55,24 @@ class Value:
         """The children (components of a repetition, subcomponents of a component); do not mutate."""
         parts = self._parts
         if parts is None:
-            pieces = self.pieces()
+            pieces = self._pieces
+            if pieces is None:
+                pieces = self.pieces()
             if pieces is None:
                 parts = [self]
             else:
-                d, level = self._d, self._level + 1
-                parts = [Value(p, d, level) for p in pieces]
+                d, level, kids = self._d, self._level + 1, self._kids
+                if kids is None:
+                    parts = [Value(p, d, level) for p in pieces]
+                else:  # children already made keep their identity (and what they split)
+                    parts = [kids.get(i) or Value(p, d, level) for i, p in enumerate(pieces, 1)]
             self._parts = parts
         return parts
 
     def __getitem__(self, index: int) -> Value:
-        pieces = self.pieces()
+        pieces = self._pieces
+        if pieces is None:
+            pieces = self.pieces()
         if pieces is None:
             return self if index == 1 else Value("", self._d, SUBCOMPONENT)
         if index < 1:
@@ -72,7 +80,15 @@ class Value:
         parts = self._parts
         if parts is not None and index <= len(parts):
             return parts[index - 1]
-        return Value(pieces[index - 1] if index <= len(pieces) else "", self._d, self._level + 1)
+        if index > len(pieces):
+            return Value("", self._d, self._level + 1)
+        kids = self._kids
+        if kids is None:
+            kids = self._kids = {}
+        kid = kids.get(index)
+        if kid is None:  # a mapping reads the same component again and again (CX.4 for system and assigner)
+            kid = kids[index] = Value(pieces[index - 1], self._d, self._level + 1)
+        return kid
 
     @property
     def text(self) -> str:

@@ -3,20 +3,28 @@
 Covers what the throughput work could break (issue 3, benchmark): compiled maps (engine.compile_map)
 must do exactly what the row interpreter (engine.interpret_map) does; per-conversion caches
 (field repetitions, scope lookups, ids) must not leak between messages; pruning without copying
-must not leave one object in two places of a Bundle.
+must not leave one object in two places of a Bundle. With PULSEBRIDGE_BEFORE_TREE set to a copy
+of `mappers/` and `adapters/hl7v2/` taken before a speed change (bench/bench_convert.py --before),
+the whole corpus must convert to the very same NDJSON bytes with that code and with this checkout.
 """
 from __future__ import annotations
 
 import functools
+import os
+import uuid
+from datetime import timedelta, timezone
 from pathlib import Path
 from typing import Any, Iterator
+from zoneinfo import ZoneInfo
 
 import orjson
 import pytest
 
 from adapters.hl7v2 import parse
 from adapters.hl7v2.batch import split_messages
-from mappers import engine
+from bench.bench_convert import ndjson_of
+from mappers import engine, ids
+from mappers.primitives import date_time
 from mappers.specs import SPEC_DIR, load_specs
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -48,6 +56,17 @@ def test_compiled_maps_do_what_the_row_interpreter_does() -> None:
     differ = [name for name, raw in _messages() if _convert(raw) != _convert(raw, interpreted)]
     assert differ == []
     assert all(isinstance(m.compiled, functools.partial) for m in interpreted.maps.values())
+
+
+BEFORE_TREE = os.environ.get("PULSEBRIDGE_BEFORE_TREE")
+
+
+@pytest.mark.skipif(not BEFORE_TREE, reason="PULSEBRIDGE_BEFORE_TREE (the code before a speed change) not set")
+def test_the_corpus_converts_to_the_same_bytes_as_the_code_before_the_change() -> None:
+    before, after = ndjson_of(Path(str(BEFORE_TREE)), CORPUS), ndjson_of(ROOT, CORPUS)
+    assert len(after.splitlines()) == 139
+    differ = [n for n, (a, b) in enumerate(zip(before.splitlines(), after.splitlines()), 1) if a != b]
+    assert differ == [] and before == after
 
 
 def _interpret(m: Any, ctx: Any, out: dict[str, Any]) -> Any:
@@ -85,3 +104,14 @@ def test_an_impossible_date_still_names_its_location() -> None:
     with pytest.raises(DataTypeError) as caught:
         engine.convert_message(parse(raw), raw)
     assert caught.value.location is not None and (caught.value.location.segment, caught.value.location.field) == ("PID", 7)
+
+
+@pytest.mark.parametrize("name", ["", "Patient|urn:oid:1.2.3|MR|12345", "Practitioner|GHH|DN|Müller^José", "Location|x|" + "漢" * 40])
+def test_ids_are_the_uuid5_of_the_documented_rule(name: str) -> None:
+    assert ids.uuid5_text(name) == str(uuid.uuid5(ids.NAMESPACE, name))
+
+
+def test_a_fixed_offset_zone_gives_the_offset_an_iana_zone_would() -> None:
+    assert date_time("202407151230", timezone(timedelta(hours=-5, minutes=-30))) == "2024-07-15T12:30:00-05:30"
+    assert date_time("202407151230", timezone.utc) == date_time("202407151230", ZoneInfo("UTC")) == "2024-07-15T12:30:00+00:00"
+    assert date_time("202401151230", ZoneInfo("Europe/Berlin")) == "2024-01-15T12:30:00+01:00"
