@@ -227,6 +227,29 @@ def test_dft_ft1_is_a_charge_item_and_its_unread_fields_are_reported() -> None:
     assert validation_errors(bundle) == []
 
 
+def test_dft_ft1_facilities_vip_and_episode_of_care() -> None:
+    # FT1-32/33 (v2.6 6.5.1.32/33) -> ChargeItem.performingOrganization / requestingOrganization;
+    # as IG ADT_A01: PV1-16 -> patient-importance, PV1-54 -> EpisodeOfCare of the visit
+    bundle, _ = convert(er7(
+        "MSH|^~\\&|S|F|R|F|20240101120000+0000||DFT^P03^DFT_P03|1|P|2.6",
+        "EVN|P03|20240101120000+0000",
+        "PID|1||P1^^^F^MR||Doe^Jo",
+        "PV1|1|O||||||||||||||VIP^Very important^L|||V-1^^^F^VN" + "|" * 35 + "EOC-9^^^F^MR",
+        "FT1|1|T-1||20240101|20240101|CG|71045^Xray chest^C4|||1" + "|" * 22 + "Lab Inc^^^^^^^^^L-7|Ward Clinic",
+    ))
+    charge, patient = only(bundle, "ChargeItem"), only(bundle, "Patient")
+    orgs = {o["name"]: o for o in resources(bundle, "Organization")}
+    assert charge["performingOrganization"] == {"reference": _ref(orgs["Lab Inc"])}
+    assert orgs["Lab Inc"]["identifier"][0]["value"] == "L-7"
+    assert charge["requestingOrganization"] == {"reference": _ref(orgs["Ward Clinic"])}
+    importance = [e for e in patient["extension"] if e["url"].endswith("patient-importance")]
+    assert importance[0]["valueCodeableConcept"]["coding"][0]["code"] == "VIP"
+    episode = only(bundle, "EpisodeOfCare")
+    assert episode["identifier"][0]["value"] == "EOC-9" and episode["patient"] == {"reference": _ref(patient)}
+    assert only(bundle, "Encounter")["episodeOfCare"] == [{"reference": _ref(episode)}]
+    assert validation_errors(bundle) == []
+
+
 # --- REF ------------------------------------------------------------------------------------
 
 
@@ -250,6 +273,27 @@ def test_ref_referral_service_request_with_providers() -> None:
     assert referral["reasonReference"] == [{"reference": _ref(condition)}]
     assert referral["supportingInfo"] == [{"reference": _ref(report)}]
     assert only(bundle, "Observation")["note"] == [{"text": "Please see before end of month"}]
+
+
+def test_ref_provider_organization_and_observation_participation() -> None:
+    # PRD-10/11/13 (v2.7 11.6.3) -> PractitionerRole.organization with address and phone;
+    # as IG ORU_R01 4.2.4.3.2: a PRT of an OBX -> the Observation's performer
+    bundle, _ = convert(er7(
+        "MSH|^~\\&|S|F|R|F|20240101120000+0000||REF^I12^REF_I12|1|P|2.7",
+        "RF1|P^Pending^HL70283|R^Routine^HL70280|||||20240101||||R-1",
+        "PRD|RP^Referring Provider^HL70286|Wang^Li|||||LIC-1^SL|||Good Clinic|1 Main St^^Ann Arbor^MI||^WPN^PH^^^^^^^^^(555)555-1234",
+        "PID|1||P1^^^F^MR||Doe^Jo",
+        "OBR|1|||1234-5^Test^LN",
+        "OBX|1|ST|1234-5^Test^LN||fine||||||F",
+        "PRT|1|AD||RO^Responsible Observer^HL70912|77^Observer^Ann",
+    ))
+    role = next(r for r in resources(bundle, "PractitionerRole") if r.get("organization"))
+    org = next(o for o in resources(bundle, "Organization") if _ref(o) == role["organization"]["reference"])
+    assert org["name"] == "Good Clinic" and org["address"][0]["city"] == "Ann Arbor"
+    assert org["telecom"][0]["value"] == "(555)555-1234"
+    performer = only(bundle, "Observation")["performer"]
+    assert any(p["reference"].startswith("PractitionerRole/") for p in performer)
+    assert validation_errors(bundle) == []
 
 
 # --- corpus ---------------------------------------------------------------------------------
