@@ -10,9 +10,11 @@ keeps resent HL7 messages from growing the history.
 """
 from __future__ import annotations
 
+import gc
 import uuid
 from abc import abstractmethod
-from contextlib import AbstractContextManager
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
 from functools import lru_cache
 from typing import Any, Protocol
@@ -38,6 +40,7 @@ from adapters.storage.query import SearchQuery, SearchResult, parse_search
 
 # Processing order of transaction entries (R4 bundle.html#transaction-processing).
 _ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2, "GET": 3, "HEAD": 3}
+BULK_ENTRIES = 100  # a transaction Bundle this large pauses the cyclic garbage collector (_collector_paused)
 
 
 class UnitOfWork(Protocol):
@@ -62,6 +65,26 @@ class UnitOfWork(Protocol):
 @lru_cache(maxsize=64)  # a transaction Bundle stamps many resources within one millisecond
 def _instant(micros: int) -> tuple[str, int, datetime]:
     return format_instant(micros), micros, to_datetime(micros)
+
+
+@contextmanager
+def _collector_paused(pause: bool) -> Iterator[None]:
+    """Hold off cyclic garbage collection while a bulk transaction Bundle builds its rows (R4 bundle.html#transaction).
+
+    A Bundle of a thousand entries allocates tens of thousands of small containers (copies, versions,
+    index rows) that all live until the commit; the collector would rescan them hundreds of times
+    for nothing (about a tenth of a bulk load's CPU). Reference counting still frees everything;
+    the collector runs again as soon as the unit ends. The pause is process-wide (other threads'
+    collections wait for one Bundle too); a process that disabled the collector keeps it off.
+    """
+    if not pause or not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def new_id() -> str:
@@ -224,7 +247,7 @@ class VersionedStore(Repository):
             return self._search(uow, query)
 
     def transaction(self, entries: list[BundleEntryRequest]) -> list[WriteOutcome | Version | SearchResult | None]:
-        with self.unit(True) as uow:
+        with _collector_paused(len(entries) >= BULK_ENTRIES), self.unit(True) as uow:
             return self._transaction(uow, entries)
 
     # -- the semantics -----------------------------------------------------------------------
@@ -367,7 +390,9 @@ class VersionedStore(Repository):
                     raise InvalidResource(f"entry {i}: PUT url '{entry.url}' names no id")
                 if resource.get("id") not in (None, resource_id) and "?" not in entry.url:
                     raise InvalidResource(f"entry {i}: resource id '{resource.get('id')}' differs from url")
-                results[i] = self._update(uow, {**resource, "id": resource_id}, if_match)
+                if resource.get("id") != resource_id:  # _update copies what it stores; no copy when the id is right
+                    resource = {**resource, "id": resource_id}
+                results[i] = self._update(uow, resource, if_match)
             elif method == "DELETE":
                 resource_type, resource_id, _ = _split_url(entry.url)
                 if "?" in entry.url:

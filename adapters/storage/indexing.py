@@ -16,7 +16,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 from adapters.storage.dates import MAX_INSTANT, MIN_INSTANT, InvalidDate, date_range
 from adapters.storage.fhirpath import CHOICE_TYPES, AsType, Child, FieldEquals, ResolvesTo, Step, evaluate, reference_type
@@ -51,27 +51,31 @@ def normalise(text: str) -> str:
     return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
 
 
-def _token_rows(value: Any, fhir_type: str | None, out: list[tuple]) -> None:
+# Row makers share one signature, (value, fhir_type, resource, name, out): each appends complete
+# rows, `name` (the parameter key or its id) first, so no row is rebuilt to prefix it.
+
+
+def _token_rows(value: Any, fhir_type: str | None, resource: dict, name: Any, out: list[tuple]) -> None:
     if isinstance(value, bool):
-        out.append((None, "true" if value else "false", None))
+        out.append((name, None, "true" if value else "false", None))
     elif isinstance(value, (str, int)):
-        out.append((None, str(value), None))
+        out.append((name, None, str(value), None))
     elif isinstance(value, dict):
         kind = (fhir_type or "").lower()
         if "coding" in value or kind == "codeableconcept":
             for coding in value.get("coding", ()):
                 display = coding.get("display")
-                out.append((coding.get("system"), coding.get("code"), normalise(display) if display else None))
+                out.append((name, coding.get("system"), coding.get("code"), normalise(display) if display else None))
             if value.get("text"):
-                out.append((None, None, normalise(value["text"])))
+                out.append((name, None, None, normalise(value["text"])))
         elif kind == "contactpoint":
-            out.append((value.get("system"), value.get("value"), None))
+            out.append((name, value.get("system"), value.get("value"), None))
         elif kind == "identifier" or ("value" in value and "code" not in value):
             type_text = (value.get("type") or {}).get("text")
-            out.append((value.get("system"), value.get("value"), normalise(type_text) if type_text else None))
+            out.append((name, value.get("system"), value.get("value"), normalise(type_text) if type_text else None))
         elif "code" in value or "system" in value:
             display = value.get("display") or value.get("unit")
-            out.append((value.get("system"), value.get("code"), normalise(display) if display else None))
+            out.append((name, value.get("system"), value.get("code"), normalise(display) if display else None))
 
 
 _STRING_PARTS = {
@@ -80,9 +84,9 @@ _STRING_PARTS = {
 }
 
 
-def _string_rows(value: Any, fhir_type: str | None, out: list[tuple]) -> None:
+def _string_rows(value: Any, fhir_type: str | None, resource: dict, name: Any, out: list[tuple]) -> None:
     if isinstance(value, str):
-        out.append((normalise(value), value))
+        out.append((name, normalise(value), value))
         return
     if not isinstance(value, dict):
         return
@@ -93,7 +97,7 @@ def _string_rows(value: Any, fhir_type: str | None, out: list[tuple]) -> None:
         found = value.get(part)
         for text in found if isinstance(found, list) else (found,):
             if isinstance(text, str) and text:
-                out.append((normalise(text), text))
+                out.append((name, normalise(text), text))
 
 
 def _bounds(text: Any) -> tuple[int, int] | None:
@@ -105,15 +109,15 @@ def _bounds(text: Any) -> tuple[int, int] | None:
         return None
 
 
-def _date_rows(value: Any, out: list[tuple]) -> None:
+def _date_rows(value: Any, fhir_type: str | None, resource: dict, name: Any, out: list[tuple]) -> None:
     if isinstance(value, str):
         bounds = _bounds(value)
         if bounds:
-            out.append(bounds)
+            out.append((name, *bounds))
     elif isinstance(value, dict):
         if "start" in value or "end" in value:  # Period: an open end is unbounded (R4 datatypes.html#Period)
             start, end = _bounds(value.get("start")), _bounds(value.get("end"))
-            out.append((start[0] if start else MIN_INSTANT, end[1] if end else MAX_INSTANT))
+            out.append((name, start[0] if start else MIN_INSTANT, end[1] if end else MAX_INSTANT))
         elif "event" in value or "repeat" in value:  # Timing: only the outer limits count (search.html#date)
             ranges = [b for b in map(_bounds, value.get("event", ())) if b]
             bounds_period = (value.get("repeat") or {}).get("boundsPeriod")
@@ -121,12 +125,12 @@ def _date_rows(value: Any, out: list[tuple]) -> None:
                 start, end = _bounds(bounds_period.get("start")), _bounds(bounds_period.get("end"))
                 ranges.append((start[0] if start else MIN_INSTANT, end[1] if end else MAX_INSTANT))
             if ranges:
-                out.append((min(r[0] for r in ranges), max(r[1] for r in ranges)))
+                out.append((name, min(r[0] for r in ranges), max(r[1] for r in ranges)))
 
 
-def _reference_rows(value: Any, resource: dict, out: list[tuple]) -> None:
+def _reference_rows(value: Any, fhir_type: str | None, resource: dict, name: Any, out: list[tuple]) -> None:
     if isinstance(value, str):  # canonical / uri used as a reference target
-        out.append((reference_type(value), value.rstrip("/").split("/")[-1].split("|")[0], value))
+        out.append((name, reference_type(value), value.rstrip("/").split("/")[-1].split("|")[0], value))
         return
     if not isinstance(value, dict):
         return
@@ -134,10 +138,10 @@ def _reference_rows(value: Any, resource: dict, out: list[tuple]) -> None:
     if not isinstance(reference, str):
         return
     if reference.startswith("#"):
-        out.append((reference_type(reference, resource), reference, None))
+        out.append((name, reference_type(reference, resource), reference, None))
         return
     if reference.startswith("urn:"):
-        out.append((None, None, reference))
+        out.append((name, None, None, reference))
         return
     parts = reference.split("/")
     if "_history" in parts:
@@ -145,7 +149,7 @@ def _reference_rows(value: Any, resource: dict, out: list[tuple]) -> None:
     absolute = "://" in reference
     target_type = parts[-2] if len(parts) >= 2 else value.get("type")
     url = "/".join(parts) if absolute else None
-    out.append((target_type, parts[-1], url))
+    out.append((name, target_type, parts[-1], url))
 
 
 def _decimal(value: Any) -> float | None:
@@ -159,14 +163,14 @@ def _decimal(value: Any) -> float | None:
         return None
 
 
-def _quantity_rows(value: Any, out: list[tuple]) -> None:
+def _quantity_rows(value: Any, fhir_type: str | None, resource: dict, name: Any, out: list[tuple]) -> None:
     if not isinstance(value, dict):
         return
     if "low" in value or "high" in value:  # Range
         low, high = value.get("low") or {}, value.get("high") or {}
         unit_of = low or high
         lo, hi = _decimal(low.get("value")), _decimal(high.get("value"))
-        out.append((-INF if lo is None else lo, INF if hi is None else hi,
+        out.append((name, -INF if lo is None else lo, INF if hi is None else hi,
                     unit_of.get("system"), unit_of.get("code"), unit_of.get("unit")))
         return
     number = _decimal(value.get("value"))
@@ -175,7 +179,18 @@ def _quantity_rows(value: Any, out: list[tuple]) -> None:
     comparator = value.get("comparator")
     low = -INF if comparator in ("<", "<=") else number
     high = INF if comparator in (">", ">=") else number
-    out.append((low, high, value.get("system"), value.get("code"), value.get("unit")))
+    out.append((name, low, high, value.get("system"), value.get("code"), value.get("unit")))
+
+
+def _number_rows(value: Any, fhir_type: str | None, resource: dict, name: Any, out: list[tuple]) -> None:
+    number = _decimal(value)
+    if number is not None:
+        out.append((name, number, number))
+
+
+def _uri_rows(value: Any, fhir_type: str | None, resource: dict, name: Any, out: list[tuple]) -> None:
+    if isinstance(value, str):
+        out.append((name, value))
 
 
 # -- compiled extraction ----------------------------------------------------------------------
@@ -188,7 +203,7 @@ def _quantity_rows(value: Any, out: list[tuple]) -> None:
 
 Pair = tuple[Any, "str | None"]  # a value and its FHIR type, when a choice suffix or `as` named it
 Walk = Callable[[list[Pair], dict], list[Pair]]
-RowMaker = Callable[[Any, "str | None", dict, list], None]
+RowMaker = Callable[[Any, "str | None", dict, Any, list], None]
 
 
 def _walk_child(name: str) -> Walk:
@@ -260,34 +275,34 @@ def _compile_steps(steps: tuple[Step, ...]) -> tuple[Walk, ...]:
     return tuple(walks)
 
 
-def _row_maker(kind: str, branch_types: tuple[str, ...]) -> RowMaker:
-    """Keyless rows of one parameter type from one selected value (columns as in the module docstring)."""
-    default_type = branch_types[0] if len(branch_types) == 1 else None
-    if kind == "token":
-        return lambda value, fhir_type, resource, out: _token_rows(value, fhir_type or default_type, out)
-    if kind == "string":
-        return lambda value, fhir_type, resource, out: _string_rows(value, fhir_type or default_type, out)
-    if kind == "date":
-        return lambda value, fhir_type, resource, out: _date_rows(value, out)
-    if kind == "reference":
-        return lambda value, fhir_type, resource, out: _reference_rows(value, resource, out)
-    if kind == "quantity":
-        return lambda value, fhir_type, resource, out: _quantity_rows(value, out)
-    if kind == "number":
-        return lambda value, fhir_type, resource, out: _number_rows(value, out)
-    if kind == "uri":
-        return lambda value, fhir_type, resource, out: out.append((value,)) if isinstance(value, str) else None
-    raise ValueError(f"unknown search parameter type {kind}")
+_ROW_MAKERS: dict[str, RowMaker] = {
+    "token": _token_rows, "string": _string_rows, "date": _date_rows, "reference": _reference_rows,
+    "quantity": _quantity_rows, "number": _number_rows, "uri": _uri_rows,
+}
 
 
-@dataclass(frozen=True)
-class _Extractor:
+def _row_maker(kind: str) -> RowMaker:
+    """The row maker of one parameter type (columns as in the module docstring)."""
+    make = _ROW_MAKERS.get(kind)
+    if make is None:
+        raise ValueError(f"unknown search parameter type {kind}")
+    return make
+
+
+def _default_type(branch_types: tuple[str, ...]) -> str | None:
+    """The FHIR type a branch's values have when no choice suffix or `as` names one: its only declared type."""
+    return branch_types[0] if len(branch_types) == 1 else None
+
+
+class _Extractor(NamedTuple):
     """One distinct branch (after its top-level element): how to walk it, make rows, and under which keys."""
 
     walks: tuple[Walk, ...]
     make: RowMaker
+    default_type: str | None
     table: str
     keys: tuple[str, ...]
+
 
 
 def _group_name(steps: tuple[Step, ...]) -> str | None:
@@ -360,7 +375,7 @@ def _extractors(resource_type: str) -> dict[str, tuple[_Extractor, ...]]:
     grouped: dict[str, list[_Extractor]] = {}
     for (name, rest, kind, branch_types), keys in keys_of.items():
         grouped.setdefault(name, []).append(
-            _Extractor(_compile_steps(rest), _row_maker(kind, branch_types), kind, tuple(keys))
+            _Extractor(_compile_steps(rest), _row_maker(kind), _default_type(branch_types), kind, tuple(keys))
         )
     return {name: tuple(extractors) for name, extractors in grouped.items()}
 
@@ -392,6 +407,7 @@ def _for_key(resource_type: str, json_key: str) -> tuple[tuple[_Extractor, ...],
     return (extractors, json_key[len(element):] or None) if extractors else _NOTHING
 
 
+
 def index_resource(resource: dict, param_ids: dict[str, int] | None = None) -> IndexRows:
     """Every index row of one resource, for every parameter of its type (R4 search.html#ptypes).
 
@@ -410,32 +426,36 @@ def index_resource(resource: dict, param_ids: dict[str, int] | None = None) -> I
         extractors, suffix = entry
         if not extractors:
             continue
-        start: list[Pair] = [(item, suffix) for item in found] if type(found) is list else [(found, suffix)]
-        for extractor in extractors:
-            nodes = start
-            for walk in extractor.walks:
-                nodes = walk(nodes, resource)
-                if not nodes:
-                    break
-            else:
-                made: list[tuple] = []
-                make = extractor.make
+        values = found if type(found) is list else (found,)
+        for walks, make, default_type, table, keys in extractors:
+            out = tables[table]
+            first = len(out)
+            name = keys[0] if param_ids is None else param_ids[keys[0]]
+            if walks:
+                nodes: list[Pair] = [(item, suffix) for item in values]
+                for walk in walks:
+                    nodes = walk(nodes, resource)
+                    if not nodes:
+                        break
                 for value, fhir_type in nodes:
-                    make(value, fhir_type, resource, made)
-                if made:
-                    out = tables[extractor.table]
-                    for key in extractor.keys:
-                        name = key if param_ids is None else param_ids[key]
-                        out += [(name, *row) for row in made]
+                    make(value, fhir_type or default_type, resource, name, out)
+            else:
+                fhir_type = suffix or default_type
+                for value in values:
+                    make(value, fhir_type, resource, name, out)
+            if len(keys) > 1 and len(out) > first:  # shared rows, written under each further key too
+                made = out[first:]
+                for key in keys[1:]:
+                    other = key if param_ids is None else param_ids[key]
+                    out += [(other,) + row[1:] for row in made]
     return rows
 
 
 def index_parameter(param: SearchParameter, resource: dict, rows: IndexRows) -> None:
     """Index rows of one parameter (all its branches), through the same row makers as index_resource."""
     out = rows.tables()[param.type]
+    make = _row_maker(param.type)
     for steps, branch_types in zip(param.branches, param.element_types):
-        made: list[tuple] = []
-        make = _row_maker(param.type, branch_types)
+        default_type = _default_type(branch_types)
         for node in evaluate((steps,), resource):
-            make(node.value, node.fhir_type, resource, made)
-        out += [(param.key, *row) for row in made]
+            make(node.value, node.fhir_type or default_type, resource, param.key, out)

@@ -286,20 +286,21 @@ class SqlUnit:
             else:
                 updates.append((version.version_id, micros, deleted, rid))
             if rows is not None:  # the hot loop of a bulk load: one attribute per index table, no dict per resource
+                head = (rid,)  # tuple concatenation: one allocation per row, where (rid, *r) builds a list first
                 if rows.token:
-                    token += [(rid, *r) for r in rows.token]
+                    token += [head + r for r in rows.token]
                 if rows.string:
-                    string += [(rid, *r) for r in rows.string]
+                    string += [head + r for r in rows.string]
                 if rows.date:
-                    date += [(rid, *r) for r in rows.date]
+                    date += [head + r for r in rows.date]
                 if rows.reference:
-                    reference += [(rid, *r) for r in rows.reference]
+                    reference += [head + r for r in rows.reference]
                 if rows.quantity:
-                    quantity += [(rid, *r) for r in rows.quantity]
+                    quantity += [head + r for r in rows.quantity]
                 if rows.number:
-                    number += [(rid, *r) for r in rows.number]
+                    number += [head + r for r in rows.number]
                 if rows.uri:
-                    uri += [(rid, *r) for r in rows.uri]
+                    uri += [head + r for r in rows.uri]
         if self.existed:
             stale = [(rid,) for rid in self.existed]
             for table in TABLES:
