@@ -406,3 +406,35 @@ def test_oul_order_document_is_a_document_reference_of_the_order(convert_er7) ->
     specimens = {s["identifier"][0]["value"]: s for s in resources(bundle, "Specimen")}
     assert specimens["S-1"]["parent"] == [_ref(specimens["P-0"])]
     assert validation_errors(bundle) == []
+
+
+def test_patient_prt_interpreter_locations_and_next_of_kin_organization(convert_er7) -> None:
+    bundle, _ = convert_er7(
+        ORU, PID,
+        # IG ORU_R01 4.1.3: a patient PRT whose role is not PP -> PRT[RelatedPerson]
+        "PRT|1|AD||AD^Admitting^HL70912|2001^Kin^Kate||||||20210223093000|||6547 Drums St^^Flint^MI^48507|^PRN^PH^^^810^4502369",
+        # IG NK1[Patient] NK1-13 with NK1-30/31/32: the organization and its contact person
+        "|".join(["NK1", "1", "DOE^MARY", "MTH^MOTHER^HL70063"] + [""] * 9 + ["Bull Run Practice"] + [""] * 16
+                 + ["Smith^John", "^^PH^^^542^6387999", "115 MAIN^^GOODTOWN^KY"]),
+        "|".join(["OBR", "1", "PL-31^HOSP", "FL-31^LAB", "718-7^Hemoglobin^LN"] + [""] * 27 + ["005454&MARK^^^LAB1^R2^^GHH"]),  # OBR-32
+        "OBX|1|NM|718-7^Hemoglobin^LN||13.2|g/dL^g/dL^UCUM|||||F",
+    )
+    person = next(r for r in resources(bundle, "RelatedPerson") if r.get("name", [{}])[0].get("family") == "Kin")
+    assert person["patient"] == _ref(only(bundle, "Patient")) and person["relationship"][0]["coding"][0]["code"] == "AD"
+    assert person["identifier"][0]["value"] == "2001" and person["address"][0]["city"] == "Flint"
+    assert person["period"]["start"].startswith("2021-02-23") and person["telecom"]
+    assert "2001" not in {p.get("identifier", [{}])[0].get("value") for p in resources(bundle, "Practitioner")}
+    organization = next(o for o in resources(bundle, "Organization") if o.get("name") == "Bull Run Practice")
+    assert only(bundle, "Patient")["contact"][0]["organization"] == _ref(organization)
+    contact = organization["contact"][0]
+    assert contact["name"]["family"] == "Smith" and contact["address"]["city"] == "GOODTOWN" and contact["telecom"]
+    # IG NDL[PractitionerRole] NDL.4/5/7: point of care, room, facility as the interpreter's Locations
+    interpreter = next(r for r in resources(bundle, "PractitionerRole") if r.get("location"))
+    assert _ref(interpreter) in only(bundle, "DiagnosticReport")["resultsInterpreter"]
+    locations = {_ref(loc)["reference"]: loc for loc in resources(bundle, "Location")}
+    room = locations[interpreter["location"][0]["reference"]]
+    care = locations[room["partOf"]["reference"]]
+    facility = locations[care["partOf"]["reference"]]
+    assert (room["name"], care["name"], facility["name"]) == ("R2", "LAB1", "GHH")
+    assert [loc["physicalType"]["coding"][0]["code"] for loc in (room, care, facility)] == ["ro", "wa", "si"]
+    assert validation_errors(bundle) == []
