@@ -7,7 +7,7 @@ from flask import Flask, Response
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from gateway import audit_trail
-from gateway.fhir.context import REPOSITORY_KEY
+from gateway.fhir.context import REPOSITORY_KEY, STORE_KEY
 from gateway.fhir.outcome import error_outcome, http_status
 from gateway.fhir.representation import fhir_response
 from gateway.request_guard import refuse_control_characters
@@ -38,7 +38,7 @@ def create_app(config: dict | None = None) -> Flask:
         from adapters.storage import open_repository
 
         repository = open_repository(settings.db)
-    app.extensions[REPOSITORY_KEY] = repository
+    app.extensions[REPOSITORY_KEY] = app.extensions[STORE_KEY] = repository
 
     if settings.trust_proxy:
         from werkzeug.middleware.proxy_fix import ProxyFix

@@ -37,7 +37,7 @@ from adapters.storage.base import BundleEntryRequest, Repository
 from conformance.audit import (
     MessageFacts, Requester, Sender, admin_event, ingest_event, is_reference, observer_device, rest_event,
 )
-from gateway.fhir.context import REPOSITORY_KEY
+from gateway.fhir.context import STORE_KEY
 from gateway.security.principal import ANONYMOUS_LOCAL, current_principal, remote_address
 from gateway.settings import SETTINGS_KEY
 
@@ -84,7 +84,7 @@ def install(app: Flask) -> None:
     """Audit every FHIR and admin request of `app` (IHE BALP), unless the `audit` setting turns it off."""
     if not audit_enabled(app):
         return
-    repository: Repository = app.extensions[REPOSITORY_KEY]
+    repository: Repository = app.extensions[STORE_KEY]
     mode = app.config.get("AUDIT_WRITER") or ("inline" if app.testing else "background")
     audit_writer: AuditWriter = BackgroundWriter(repository) if mode == "background" else InlineWriter(repository)
     app.extensions[AUDIT_KEY] = audit_writer
@@ -133,7 +133,7 @@ def _routes() -> dict[str, Any]:
     """Endpoint name -> Route of the FHIR route table (gateway/fhir/routes.py)."""
     from gateway.fhir.routes import ROUTES
 
-    return {f"fhir.{route.handler.__name__}_{route.method.lower()}": route for route in ROUTES}
+    return {f"fhir.{route.endpoint}": route for route in ROUTES}
 
 
 _METHOD_INTERACTION = {"GET": "read", "POST": "create", "PUT": "update", "DELETE": "delete", "PATCH": "patch"}

@@ -12,10 +12,11 @@ import threading
 from flask import Blueprint, Flask, Response, current_app, request
 
 from gateway.fhir import bundles
-from gateway.fhir.context import REPOSITORY_KEY
+from gateway.fhir.context import STORE_KEY
 from gateway.fhir.outcome import outcome
 from gateway.fhir.representation import body_bytes, fhir_response
 from gateway.ingest import ACCEPTED, STATUS_DUPLICATE, STATUS_REJECTED, Ingestor, IngestResult
+from gateway.settings import SETTINGS_KEY
 
 INGESTOR_KEY = "pulsebridge.ingestor"
 HL7_V2_MEDIA_TYPE = "application/hl7-v2"
@@ -24,16 +25,14 @@ _lock = threading.Lock()
 
 
 def ingestor(app: Flask | None = None) -> Ingestor:
-    """The app's Ingestor on the app's repository, made on first use (the message log migrates then)."""
+    """The app's Ingestor on the app's store and settings, made on first use (the message log migrates then)."""
     app = app or current_app
     found = app.extensions.get(INGESTOR_KEY)
     if found is None:
         with _lock:
             found = app.extensions.get(INGESTOR_KEY)
             if found is None:
-                from gateway.settings import load_settings
-
-                found = app.extensions[INGESTOR_KEY] = Ingestor(app.extensions[REPOSITORY_KEY], load_settings())
+                found = app.extensions[INGESTOR_KEY] = Ingestor(app.extensions[STORE_KEY], app.extensions[SETTINGS_KEY])
     return found
 
 

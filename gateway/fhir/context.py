@@ -8,7 +8,8 @@ from gateway.fhir.capability import SERVER_RECORDED_TYPES, supported_types
 from gateway.fhir.outcome import ReadOnlyType, UnknownResourceType
 from gateway.settings import current_settings
 
-REPOSITORY_KEY = "pulsebridge.repository"
+REPOSITORY_KEY = "pulsebridge.repository"  # the store as FHIR handlers see it (confined per caller when auth is on)
+STORE_KEY = "pulsebridge.store"  # the store itself: ingest and the audit trail write through it, never confined
 
 
 def repository() -> Repository:

@@ -32,6 +32,11 @@ class Route:
     conditional: bool = False  # If-None-Exist on create, search criteria on update, If-None-Match on read
     operation: Operation | None = None
 
+    @property
+    def endpoint(self) -> str:
+        """The Flask endpoint name of this route inside the `fhir` blueprint."""
+        return f"{self.handler.__name__}_{self.method.lower()}"
+
 
 ROUTES: tuple[Route, ...] = (
     Route("/metadata", "GET", on.capabilities, (), "system"),
@@ -61,7 +66,6 @@ def blueprint(routes: tuple[Route, ...] = ROUTES) -> Blueprint:
     fhir = Blueprint("fhir", __name__, url_prefix="/fhir")
     fhir.before_request(lambda: check_acceptable(request))
     for route in routes:
-        endpoint = f"{route.handler.__name__}_{route.method.lower()}"
-        fhir.add_url_rule(route.rule, endpoint=endpoint, view_func=route.handler, methods=[route.method], strict_slashes=False)
+        fhir.add_url_rule(route.rule, endpoint=route.endpoint, view_func=route.handler, methods=[route.method], strict_slashes=False)
     return fhir
 

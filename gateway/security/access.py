@@ -19,7 +19,7 @@ from typing import Any, Callable
 from flask import Flask, Response, current_app, g, request
 
 from adapters.storage.base import Repository
-from gateway.fhir.context import REPOSITORY_KEY
+from gateway.fhir.context import REPOSITORY_KEY, STORE_KEY
 from gateway.fhir.outcome import outcome
 from gateway.fhir.representation import fhir_response
 from gateway.fhir.routes import ROUTES, Route
@@ -82,10 +82,7 @@ def install(app: Flask) -> None:
     app.before_request(_authorise)
     if not settings.configured:
         return  # loopback only (pulsebridge serve refuses anything else): the caller is ANONYMOUS_LOCAL
-    from gateway.hl7_http import ingestor
-
-    ingestor(app)  # ingest keeps the store itself: it must not see the confined view below
-    store = app.extensions[REPOSITORY_KEY]
+    store = app.extensions[STORE_KEY]  # ingest and the audit trail keep writing to the store itself
     app.extensions[REPOSITORY_KEY] = ConfinedRepository(store)
     routes = {route.handler: route for route in ROUTES}
     for rule in app.url_map.iter_rules():

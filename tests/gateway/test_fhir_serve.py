@@ -58,3 +58,14 @@ def test_serve_names_a_bad_setting_before_starting(monkeypatch: pytest.MonkeyPat
     result = CliRunner().invoke(main, ["serve", "--mllp", "off"])
     assert result.exit_code == 2
     assert "PULSEBRIDGE_PAGE_SIZE" in result.output and "positive whole number" in result.output
+
+
+def test_ingest_over_http_uses_the_apps_settings_and_store() -> None:
+    from gateway.app import create_app
+    from gateway.fhir.context import STORE_KEY
+    from gateway.hl7_http import ingestor
+
+    app = create_app({"DB": "memory://", "TIMEZONE": "+08:00", "AUTH_SECRET": "s" * 32})
+    receiver = ingestor(app)
+    assert receiver.settings.timezone.utcoffset(None).total_seconds() == 8 * 3600
+    assert receiver.repository is app.extensions[STORE_KEY]  # not the per-caller confined view
