@@ -98,10 +98,10 @@ def linked_patient_ids(repository: Repository, patient_id: str) -> list[str]:
     while pending:
         current = pending.pop()
         neighbours: list[str] = []
-        outgoing = _search(repository, "Patient", [("_id", current)])
+        outgoing = search_every(repository, "Patient", [("_id", current)])
         for patient in outgoing:
             neighbours += [_reference_id(link.get("other"), "Patient") for link in patient.get("link") or []]
-        neighbours += [patient["id"] for patient in _search(repository, "Patient", [("link", f"Patient/{current}")])]
+        neighbours += [patient["id"] for patient in search_every(repository, "Patient", [("link", f"Patient/{current}")])]
         for neighbour in neighbours:
             if neighbour and neighbour not in found:
                 found.append(neighbour)
@@ -207,7 +207,7 @@ def _type_members(
         pairs, size = found[0]
         return size, lambda start, limit: _window(repository, resource_type, pairs, start, limit)
     # Several parameters match (say, a patient who is also the performer of their own readings): their union by id.
-    union = {resource["id"]: resource for pairs, _ in found for resource in _search(repository, resource_type, pairs)}
+    union = {resource["id"]: resource for pairs, _ in found for resource in search_every(repository, resource_type, pairs)}
     members = [union[key] for key in sorted(union)]
     return len(members), lambda start, limit: members[start:start + limit]
 
@@ -217,7 +217,7 @@ def _members_by_key(repository: Repository, patient_ids: list[str], record_filte
     members: dict[tuple[str, str], dict] = {}
     for resource_type in _member_types():
         for pairs in _member_searches(resource_type, patient_ids, record_filter):
-            for resource in _search(repository, resource_type, pairs):
+            for resource in search_every(repository, resource_type, pairs):
                 members.setdefault((resource_type, resource["id"]), resource)
     return members
 
@@ -244,7 +244,7 @@ def _referenced(repository: Repository, record: dict[tuple[str, str], dict]) -> 
                     seen.add((resource_type, resource_id))
         frontier = []
         for resource_type, ids in by_type.items():
-            for resource in _search(repository, resource_type, [("_id", ",".join(sorted(ids)))]):
+            for resource in search_every(repository, resource_type, [("_id", ",".join(sorted(ids)))]):
                 frontier.append(resource)
                 yield (resource_type, resource["id"]), resource
 
@@ -281,7 +281,7 @@ def _last_updated(resource: dict) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
-def _search(repository: Repository, resource_type: str, pairs: Iterable[tuple[str, str]]) -> list[dict]:
+def search_every(repository: Repository, resource_type: str, pairs: Iterable[tuple[str, str]]) -> list[dict]:
     """Every current match of a search, fetched in batches (no paging for the caller to get wrong)."""
     filters = tuple(_filter(resource_type, name, value) for name, value in pairs)
     results: list[dict] = []

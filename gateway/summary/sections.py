@@ -15,10 +15,9 @@ from typing import Any
 
 from adapters.storage import search_parameters as indexed
 from adapters.storage.base import Repository
-from adapters.storage.query import SearchFilter, SearchQuery, SearchValue
+from gateway.fhir.compartment import search_every
 
 SECTIONS_FILE = Path(__file__).resolve().parent / "data" / "sections.json"
-_BATCH = 10_000
 
 Predicate = Callable[[dict], bool]
 
@@ -104,19 +103,8 @@ def common_predicates() -> dict[str, Predicate]:
 
 
 def search_all(repository: Repository, resource_type: str, name: str, values: Iterable[str]) -> list[dict]:
-    """Every current match of `name=v1,v2...`, fetched in batches."""
-    spec = indexed.parameter(resource_type, name)
-    assert spec is not None
-    found: list[dict] = []
-    offset = 0
-    values = tuple(SearchValue(value) for value in values)
-    while True:
-        query = SearchQuery(resource_type, filters=(SearchFilter(name, spec.type, values),), count=_BATCH, offset=offset, total="none")
-        page = repository.search(query).matches
-        found += page
-        if len(page) < _BATCH:
-            return found
-        offset += _BATCH
+    """Every current match of `name=v1,v2...` (gateway.fhir.compartment.search_every fetches them in batches)."""
+    return search_every(repository, resource_type, [(name, ",".join(values))])
 
 
 def date_key(resource: dict) -> str:
