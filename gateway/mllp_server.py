@@ -99,10 +99,8 @@ class MLLPServer:
     async def _run(self, func: Callable, *args: object):  # noqa: ANN202 - the ingest result types
         return await asyncio.get_running_loop().run_in_executor(self._pool, func, *args)
 
-    async def _admit(self, writer: asyncio.StreamWriter, peer: str) -> bool:
+    async def _admit(self, writer: asyncio.StreamWriter, host: str, peer: str) -> bool:
         """The allow-list check (nothing read yet), then the TLS handshake when TLS is configured."""
-        address = writer.get_extra_info("peername")
-        host = address[0] if isinstance(address, tuple) else str(address)
         if not self.allow.permits(host):
             log.warning("MLLP connection from %s refused: address not in the MLLP allow-list", peer)
             writer.transport.abort()
@@ -120,8 +118,9 @@ class MLLPServer:
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         address = writer.get_extra_info("peername")
-        peer = f"{address[0]}:{address[1]}" if isinstance(address, tuple) else str(address)
-        if not await self._admit(writer, peer):
+        host = address[0] if isinstance(address, tuple) else str(address)
+        peer = f"{host}:{address[1]}" if isinstance(address, tuple) else host
+        if not await self._admit(writer, host, peer):
             return
         task = asyncio.current_task()
         assert task is not None
