@@ -120,9 +120,15 @@ def fhir_response(
     else:
         option = orjson.OPT_INDENT_2 if pretty else 0
         response = Response(orjson.dumps(body, option=option), status=status, content_type=f"{FHIR_JSON}; charset=utf-8")
+        response.fhir_document = body  # type: ignore[attr-defined]  # read back by sent_document
     if headers:
         response.headers.update(headers)
     return response
+
+
+def sent_document(response: Response) -> dict | None:
+    """The FHIR JSON document a `fhir_response` serialised, so that after-request hooks need not parse the body again."""
+    return getattr(response, "fhir_document", None)
 
 
 def etag(version_id: int | str) -> str:
