@@ -73,7 +73,13 @@ def quantity_unit(ctx: Context, value: Value | None, args: dict[str, Any]) -> di
     unit = text or code
     if system.upper() in ("UCUM", "UCUM-") and code:
         return {"unit": unit, "system": "http://unitsofmeasure.org", "code": code}
-    found = vocab.ucum_unit(code or text, text or None)
+    # a bare number is a valid UCUM term, but no unit (except "1", UCUM's unity): a numeric code filed
+    # under another system (385055001^Tablet^SCT) is that system's concept; without a system only
+    # the text can be UCUM
+    if code.isdigit() and code != "1":
+        found = None if system else (vocab.ucum_unit(text) if text else None)
+    else:
+        found = vocab.ucum_unit(code or text, text or None)
     if found is not None:
         return found
     out: dict[str, Any] = {"unit": unit}

@@ -198,8 +198,25 @@ def care_locations(ctx: Context, value: Value | None, args: dict[str, Any]) -> d
     return location_hierarchy(ctx, _WithoutComponent(value, 9), args)  # type: ignore[arg-type]
 
 
+def located_at_address(ctx: Context, value: Value | None, args: dict[str, Any]) -> dict[str, str] | None:
+    """PL -> its Location chain (IG PL[Location]), the most specific level with the address of another
+    field of the segment (args.address, XAD[Address]): IG RXA[Immunization] RXA-27 location[1](Location),
+    RXA-28 location[1](Location.address)."""
+    from mappers.engine import convert  # late import: the engine imports the function registry
+
+    if value is None:
+        return None
+    place = convert("PL[Location]", value, ctx)
+    address = field_as(ctx, value, {"field": args["address"], "type": "XAD[Address]"})
+    if place is not None and address:
+        resource_type, rid = place["reference"].split("/", 1)
+        ctx.state.made[(resource_type, rid)].setdefault("address", address)
+    return place
+
+
 FUNCTIONS: dict[str, Fn] = {
     "care_locations": care_locations,
+    "located_at_address": located_at_address,
     "explicit_time": explicit_time,
     "explicit_times": explicit_times,
     "offset_minutes": offset_minutes,
