@@ -23,6 +23,7 @@ COMPARTMENT_FILE = Path(__file__).resolve().parents[2] / "conformance" / "data" 
 RECORD_FILE = Path(__file__).resolve().parent / "data" / "patient-record.json"
 # One search pulls at most this many resources per (type, parameter); a record is never cut silently.
 _BATCH = 10_000
+_ID_BATCH = 500  # ids per `_id` search (SQLite binds one variable per id)
 # The compartment parameter that confines a search to one patient's record, in order of preference
 # (the one that names the patient the resource is about, rather than a performer or author).
 BINDING_PREFERENCE = ("patient", "beneficiary", "subject", "actor")
@@ -225,28 +226,36 @@ def _members_by_key(repository: Repository, patient_ids: list[str], record_filte
 def _referenced_tail(repository: Repository, members: dict[tuple[str, str], dict], record_filter: RecordFilter) -> list[dict]:
     """The resources outside the compartment that members refer to, by (resourceType, id), as _type and _since select."""
     since = record_filter.since
-    tail = {key: resource for key, resource in _referenced(repository, members)
+    tail = {key: resource for key, resource in referenced(repository, members, referenced_types())
             if record_filter.wants(key[0]) and (since is None or _last_updated(resource) >= since)}
     return [tail[key] for key in sorted(tail)]
 
 
-def _referenced(repository: Repository, record: dict[tuple[str, str], dict]) -> Iterator[tuple[tuple[str, str], dict]]:
-    """Practitioners, Organizations, Locations, Devices ... referred to by the record, following them transitively."""
-    wanted = referenced_types()
+def referenced(
+    repository: Repository, record: dict[tuple[str, str], dict], types: frozenset[str] | None = None,
+) -> Iterator[tuple[tuple[str, str], dict]]:
+    """What the record refers to and is not in it, following references transitively, by (type, id).
+
+    Read in waves, one batched `_id` search per type and wave, never one read per reference; only
+    `types` are followed (None: every type the store serves). A reference to nothing stored yields nothing.
+    """
     seen = set(record)
     frontier = list(record.values())
     while frontier:
         by_type: dict[str, set[str]] = {}
         for resource in frontier:
             for resource_type, resource_id in references(resource):
-                if resource_type in wanted and (resource_type, resource_id) not in seen:
+                wanted = indexed.parameter(resource_type, "_id") is not None if types is None else resource_type in types
+                if wanted and (resource_type, resource_id) not in seen:
                     by_type.setdefault(resource_type, set()).add(resource_id)
                     seen.add((resource_type, resource_id))
         frontier = []
         for resource_type, ids in by_type.items():
-            for resource in search_every(repository, resource_type, [("_id", ",".join(sorted(ids)))]):
-                frontier.append(resource)
-                yield (resource_type, resource["id"]), resource
+            ordered = sorted(ids)
+            for start in range(0, len(ordered), _ID_BATCH):
+                for resource in search_every(repository, resource_type, [("_id", ",".join(ordered[start:start + _ID_BATCH]))]):
+                    frontier.append(resource)
+                    yield (resource_type, resource["id"]), resource
 
 
 def references(value: Any) -> Iterator[tuple[str, str]]:

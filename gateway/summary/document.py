@@ -7,20 +7,18 @@ import uuid
 from datetime import datetime, timezone
 from typing import Any
 
-from adapters.storage import search_parameters as indexed
 from adapters.storage.base import Repository
-from gateway.fhir.compartment import references
+from gateway.fhir.compartment import referenced, references
 from gateway.summary.language import translations
 from gateway.summary.narrative import composition_div, empty_reason, patient_div, section_div
 from gateway.summary.patient import gather_patient
-from gateway.summary.sections import Section, search_all
+from gateway.summary.sections import Section
 from gateway.summary.visit import gather_visit
 
 LOINC = "http://loinc.org"
 EMPTY_REASON = "http://terminology.hl7.org/CodeSystem/list-empty-reason"
 EMPTY_REASON_DISPLAY = {"nilknown": "Nil Known", "unavailable": "Unavailable"}
 DOCUMENT_NAMESPACE = uuid.UUID("6b1d8f0e-4f0c-5c6e-9a7e-2f1e9c1d5a10")
-_ID_BATCH = 500  # ids per _id search (SQLite binds one variable per id)
 
 
 def _ref(resource: dict) -> dict:
@@ -56,40 +54,14 @@ def _section(section: Section, language: str) -> dict:
 
 
 def _closure(repository: Repository, start: list[dict]) -> list[dict]:
-    """`start` plus everything they refer to, transitively; a reference to nothing stored is cut to its display.
-
-    References are read in waves, one `_id` search per type and wave, not one read per reference."""
+    """`start` plus everything they refer to, transitively; a reference to nothing stored is cut to its display."""
     included: dict[tuple[str, str], dict] = {(r["resourceType"], r["id"]): r for r in start}
-    frontier = list(included)
-    while frontier:
-        wanted: dict[str, set[str]] = {}
-        targets_of = {key: set(references(included[key])) for key in frontier}
-        for targets in targets_of.values():
-            for kind, target_id in targets:
-                if (kind, target_id) not in included:
-                    wanted.setdefault(kind, set()).add(target_id)
-        frontier = []
-        for kind, ids in wanted.items():
-            for found in _read_many(repository, kind, sorted(ids)):
-                key = (kind, found["id"])
-                if key not in included:
-                    included[key] = found
-                    frontier.append(key)
-        for key, targets in targets_of.items():
-            dangling = {f"{kind}/{target_id}" for kind, target_id in targets if (kind, target_id) not in included}
-            if dangling:
-                included[key] = _cut_references(copy.deepcopy(included[key]), dangling)
+    included.update(dict(referenced(repository, included)))
+    for key, resource in included.items():
+        dangling = {f"{kind}/{target_id}" for kind, target_id in references(resource) if (kind, target_id) not in included}
+        if dangling:
+            included[key] = _cut_references(copy.deepcopy(resource), dangling)
     return list(included.values())
-
-
-def _read_many(repository: Repository, resource_type: str, ids: list[str]) -> list[dict]:
-    """The current versions of these ids (deleted or unknown ones are simply absent); types not served give nothing."""
-    if indexed.parameter(resource_type, "_id") is None:
-        return []
-    found: list[dict] = []
-    for start in range(0, len(ids), _ID_BATCH):
-        found += search_all(repository, resource_type, "_id", ids[start:start + _ID_BATCH])
-    return found
 
 
 def _cut_references(value: Any, dangling: set[str]) -> Any:
