@@ -21,6 +21,8 @@ Print the figures with `python tests/mappers/test_recall.py`.
 from __future__ import annotations
 
 import sys
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import peer_differences as differences
@@ -76,27 +78,41 @@ FLOORS: dict[str, tuple[float, float]] = {
 }
 
 
-def recall(family: str) -> tuple[int, int, int]:
-    """(peer facts we carry, all peer facts, peer facts in a deliberate-difference class we do not carry)."""
+@dataclass
+class Recall:
+    """One family's comparison with the peer: its facts we carry, and the facts only we carry."""
+
+    matched: int = 0  # peer facts we carry
+    total: int = 0  # all peer facts
+    classified: int = 0  # peer facts in a deliberate-difference class that we do not carry
+    ours: int = 0  # all our facts
+    ours_only: Counter = field(default_factory=Counter)  # our facts the peer lacks, by element path
+
+
+def recall(family: str) -> Recall:
+    """The comparison of our bundles with the peer's over the family's corpus messages."""
     tool = differences.fhir_facts_tool()
     classes = differences.load_classes()
-    matched = total = classified = 0
+    result = Recall()
     for message, ref in differences.corpus_pairs(family):
         raw = message.read_bytes()
         bundle, _ = convert(raw)
         ours, theirs = set(tool.facts([bundle])), set(tool.facts(tool.load_bundles(ref)))
         leaves = differences.MessageLeaves(raw)
-        matched += len(theirs & ours)
-        total += len(theirs)
-        classified += sum(1 for fact in theirs - ours if differences.classify(fact, classes, ref.parent.name, ours, leaves) is not None)
-    return matched, total, classified
+        result.matched += len(theirs & ours)
+        result.total += len(theirs)
+        result.classified += sum(1 for fact in theirs - ours if differences.classify(fact, classes, ref.parent.name, ours, leaves) is not None)
+        result.ours += len(ours)
+        result.ours_only.update(path for path, _ in ours - theirs)
+    return result
 
 
 @pytest.mark.skipif(not TOOL.is_file() or not CORPUS.is_dir(), reason=f"fhir_facts tool or corpus not found under {SHARED}")
 @pytest.mark.parametrize("family", sorted(FLOORS))
 def test_recall_against_peer_converter_stays_above_floor(family: str) -> None:
     assert differences.corpus_pairs(family), f"no {family} pairs in {CORPUS}"
-    matched, total, classified = recall(family)
+    found = recall(family)
+    matched, total, classified = found.matched, found.total, found.classified
     raw, adjusted = matched / total, matched / (total - classified)
     figures = f"{family}: raw {raw:.1%} ({matched}/{total}), adjusted {adjusted:.1%} ({matched}/{total - classified})"
     raw_floor, adjusted_floor = FLOORS[family]
@@ -137,6 +153,13 @@ def test_segment_class_needs_the_value_only_in_those_segments() -> None:
 
 if __name__ == "__main__":
     sys.path.insert(0, str(ROOT))
+    everywhere: Counter = Counter()
     for name in sorted(FLOORS):
-        m, t, c = recall(name)
-        print(f"{name}: raw {m / t:.1%} ({m}/{t})  adjusted {m / (t - c):.1%} ({m}/{t - c})")
+        r = recall(name)
+        m, t, c, extra = r.matched, r.total, r.classified, sum(r.ours_only.values())
+        print(f"{name}: raw {m / t:.1%} ({m}/{t})  adjusted {m / (t - c):.1%} ({m}/{t - c})  "
+              f"ours only {extra}/{r.ours} ({extra / r.ours:.1%} of our facts)")
+        everywhere.update(r.ours_only)
+    print("\nfacts only we carry, by element (all families):")
+    for path, count in everywhere.most_common(25):
+        print(f"{count:6d}  {path}")
