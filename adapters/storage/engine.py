@@ -113,13 +113,19 @@ def parse_if_match(value: str | int | None) -> int | None:
     """`W/"3"`, `"3"` or 3 -> 3 (R4 http.html#concurrency)."""
     if value is None or isinstance(value, int):
         return value
+    version = etag_version(value)
+    if version is None:
+        raise VersionConflict(f"If-Match '{value}' is not a version")
+    return version
+
+
+def etag_version(value: str) -> int | None:
+    """The version id in an ETag value such as `W/"3"` or `"3"`; None when it names none (R4 http.html#versioning)."""
     text = value.strip()
     if text.startswith("W/"):
         text = text[2:]
     text = text.strip('"')
-    if not text.isdigit():
-        raise VersionConflict(f"If-Match '{value}' is not a version")
-    return int(text)
+    return int(text) if text.isdigit() else None
 
 
 def rewrite_references(value: Any, mapping: dict[str, str]) -> Any:

@@ -8,6 +8,7 @@ import orjson
 from flask import Request, Response
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from adapters.storage.engine import etag_version
 from gateway.fhir.outcome import BadRequest, NotAcceptable, UnsupportedMediaType
 from gateway.request_guard import check_json_strings
 
@@ -138,13 +139,10 @@ def etag(version_id: int | str) -> str:
 
 def parse_etag(value: str) -> int:
     """The version id in an If-Match / If-None-Match value such as W/"3"; 400 if it is not one."""
-    text = value.strip()
-    if text.startswith("W/"):
-        text = text[2:]
-    text = text.strip('"')
-    if not text.isdigit():
+    version = etag_version(value)
+    if version is None:
         raise BadRequest(f"{value!r} is not a version ETag such as W/\"1\"")
-    return int(text)
+    return version
 
 
 def http_date(moment: datetime) -> str:
