@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import lru_cache
 from operator import itemgetter
 
 from adapters.hl7v2.charset import BOMS, DEFAULT_FALLBACK, CharsetDecision, decode
@@ -68,6 +69,8 @@ def _parse_text(text: str, charset: CharsetDecision, limits: Limits) -> Message:
         delimiters = read_delimiters(text)
     except ParseError as exc:
         raise ParseError(exc.reason, location=exc.location, offset=start + (exc.offset or 0)) from None
+    if charset.codec:
+        delimiters = _reading_hex_in(delimiters, charset.codec)
     source = text
     if "\n" in text:
         text = text.replace("\r\n", "\r").replace("\n", "\r")
@@ -82,6 +85,11 @@ def _parse_text(text: str, charset: CharsetDecision, limits: Limits) -> Message:
         rows = _checked_rows(lines, sep, source, start)
     rows[0].insert(1, sep)  # MSH-1 is the field separator itself: MSH-n is fields[n] from here on
     return Message(rows, delimiters, charset)
+
+
+@lru_cache(maxsize=64)  # one shared object per delimiter set and charset: escape tables are cached by identity
+def _reading_hex_in(delimiters: Delimiters, codec: str) -> Delimiters:
+    return replace(delimiters, hex_codec=codec)
 
 
 def _checked_rows(lines: list[str], sep: str, source: str, start: int) -> list[list[str]]:

@@ -59,23 +59,26 @@ def _decode_sequence(body: str, d: Delimiters) -> str:
     if body == ".br":
         return "\n"
     if body and body[0] == "X":
-        return _decode_hex(body[1:])
+        return _decode_hex(body[1:], d.hex_codec)
     # \H\ \N\ (highlight), \.sp\ \.in\ \.ti\ \.sk\ \.ce\ \.fi\ \.nf\ (FT formatting), \Cxxyy\ \Mxxyyzz\
     # (charset switches) and \Zdd\ (locally defined) carry no text of their own.
     return ""
 
 
-def _decode_hex(hex_digits: str) -> str:
+def _decode_hex(hex_digits: str, codec: str) -> str:
+    """\\Xhh..\\ bytes as text in the message's character set (v2.5 2.7.5); without one, UTF-8, else Latin-1."""
     if len(hex_digits) % 2 or not hex_digits:
         return ""
     try:
         raw = bytes.fromhex(hex_digits)
     except ValueError:
         return ""
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return raw.decode("latin-1")
+    for candidate in (codec or "utf-8", "latin-1"):
+        try:
+            return raw.decode(candidate)
+        except UnicodeDecodeError:
+            continue
+    return ""  # unreachable: every byte string is Latin-1
 
 
 def escape(text: str, delimiters: Delimiters) -> str:

@@ -79,3 +79,13 @@ def test_escapes_decoded_on_access_in_a_message() -> None:
     # an escaped delimiter is data, never a split point
     assert msg.get("OBX-5.2") == ""
     assert msg.segments[1].decoded()[5] == [[["Na^K & | ~ \\\n!王"]]]
+
+
+def test_hex_escape_is_read_in_the_message_character_set() -> None:
+    """v2.5 2.7.5: \\Xhh\\ carries bytes; a GB 18030 message's bytes are GB 18030 text (你 = C4 E3), not Latin-1."""
+    gb = parse("MSH|^~\\&|HIS|H|||20240101||ADT^A01|1|P|2.5|||||CHN|GB 18030-2000\rPID|1||1||王\\XC4E3\\\r".encode("gb18030"))
+    assert gb.segment("PID")[5].text == "王你"
+    utf8 = parse(b"MSH|^~\\&|HIS|H|||20240101||ADT^A01|1|P|2.5|||||||UNICODE UTF-8\rPID|1||1||\\XE4BDA0\\\r")
+    assert utf8.segment("PID")[5].text == "你"
+    # bytes that are not text in the declared set still carry something rather than vanish
+    assert unescape("\\XFF\\", Delimiters(hex_codec="utf-8")) == "ÿ"
