@@ -85,10 +85,10 @@ class PostgreSQLRepository(SqlStore):
             yield active
             return
         conn = self._connection()
+        # set on the client, sent with BEGIN: a read's snapshot costs no round trip of its own
+        conn.isolation_level = None if write else psycopg.IsolationLevel.REPEATABLE_READ
         try:
             with conn.transaction():
-                if not write:
-                    conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
                 unit = self._local.unit = SqlUnit(self, conn, write)
                 yield unit
                 unit.flush()

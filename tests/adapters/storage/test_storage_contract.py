@@ -19,6 +19,7 @@ from adapters.storage.base import (
     VersionConflict,
     WriteOutcome,
 )
+from adapters.storage.memory import MemoryRepository
 from adapters.storage.query import parse_search
 
 INSTANT = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
@@ -488,3 +489,21 @@ def test_concurrent_updates_lose_nothing(repo: Repository, samples: dict) -> Non
     assert repo.read("Organization", "org-charite").version_id == 33
     total, versions = repo.history("Organization", "org-charite", count=100)
     assert total == 33 and sorted(v.version_id for v in versions) == list(range(1, 34))
+
+
+def test_a_read_unit_sees_one_snapshot(repo: Repository, samples: dict) -> None:
+    """A read unit's queries agree with each other (total and page of one search come from one
+    snapshot, search.html#total) even while another thread commits a write in between."""
+    if isinstance(repo, MemoryRepository):
+        pytest.skip("the in-memory double serialises every unit under one lock")
+    unit = repo.unit  # type: ignore[attr-defined]
+    repo.update(samples["org_charite"])
+    query = parse_search("Organization", [])
+    with unit(False) as uow:
+        before = uow.search(query)[0]
+        writer = threading.Thread(target=repo.create, args=({"resourceType": "Organization", "name": "Neu"},))
+        writer.start()
+        writer.join(timeout=10)
+        assert not writer.is_alive(), "a write must not wait for a reader"
+        assert uow.search(query)[0] == before
+    assert repo.search(query).total == before + 1
