@@ -220,13 +220,17 @@ class VersionedStore(Repository):
             return self._delete(uow, resource_type, resource_id, None)
 
     def read(self, resource_type: str, resource_id: str) -> Version:
-        with self.unit(False) as uow:
-            version = uow.current(resource_type, resource_id)
+        version = self._current(resource_type, resource_id)
         if version is None:
             raise NotFound(f"{resource_type}/{resource_id} is not known")
         if version.deleted:
             raise Gone(f"{resource_type}/{resource_id} was deleted")
         return version
+
+    def _current(self, resource_type: str, resource_id: str) -> Version | None:
+        """The current version, deleted or not; None when the id was never stored."""
+        with self.unit(False) as uow:
+            return uow.current(resource_type, resource_id)
 
     def vread(self, resource_type: str, resource_id: str, version_id: int) -> Version:
         version = self._vread(resource_type, resource_id, int(version_id))

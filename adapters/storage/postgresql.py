@@ -97,6 +97,14 @@ class PostgreSQLRepository(SqlStore):
         if unit.written:
             self.note_writes(conn, unit.written)  # autocommit: ANALYZE outside the committed transaction
 
+    def _current(self, resource_type: str, resource_id: str) -> Version | None:
+        """Outside a unit, one autocommit SELECT: a single statement is its own snapshot, and the read
+        saves the BEGIN and COMMIT round trips."""
+        if getattr(self._local, "unit", None) is not None:
+            return super()._current(resource_type, resource_id)
+        found = self.fetch_current(self._connection(), resource_type, resource_id, lock=False)
+        return None if found is None else found[1]
+
     # -- dialect ------------------------------------------------------------------------------
 
     def execute(self, conn: Any, sql: str, params: list[Any]) -> Any:
