@@ -60,6 +60,13 @@ class AckMode:
         """Whether to send an application ACK (always in original mode)."""
         return not self.enhanced or _wanted(self.application, success)
 
+    @property
+    def answered_when_accepted(self) -> bool:
+        """Whether an accepted message gets an answer on its own MLLP connection: the ACK in original
+        mode, the accept ACK in enhanced mode when MSH-15 asks for it on success (AL, SU); after NE or
+        ER a sender waiting for one would wait for ever."""
+        return not self.enhanced or self.accept_ack_wanted(success=True)
+
 
 def _wanted(condition: str, success: bool) -> bool:
     if condition == "NE":

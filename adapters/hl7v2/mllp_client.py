@@ -47,8 +47,9 @@ class MLLPClient:
             self._sock = sock
         return self._sock
 
-    def send(self, payload: bytes) -> bytes:
-        """Send one message and return its ACK payload; OSError once every retry has failed."""
+    def send(self, payload: bytes, *, answered: bool = True) -> bytes | None:
+        """Send one message and return its ACK payload (ConnectionError once every retry has failed);
+        `answered=False` (enhanced mode, MSH-15 NE or ER) returns None once the frame is written."""
         last_error: Exception | None = None
         for attempt in range(self.retries + 1):
             if attempt:
@@ -56,6 +57,8 @@ class MLLPClient:
             try:
                 sock = self._connect()
                 send_frame(sock, payload)
+                if not answered:
+                    return None
                 ack = read_frame(sock)
                 if ack is not None:
                     return ack
@@ -67,6 +70,11 @@ class MLLPClient:
                 last_error = exc
             self.close()
         raise ConnectionError(f"no acknowledgment from {self.host}:{self.port}: {last_error}")
+
+    def receive(self) -> bytes | None:
+        """The next frame the receiver sends on this connection (a late accept ACK after MSH-15 ER), or
+        None when the connection closes; OSError on timeout."""
+        return read_frame(self._connect())
 
     def close(self) -> None:
         if self._sock is not None:

@@ -12,6 +12,8 @@ from gateway.commands.inputs import iter_inputs
 if TYPE_CHECKING:
     import ssl
 
+    from adapters.hl7v2.message import Message
+
 _ACCEPTED = {"AA", "CA"}
 _FILE = click.Path(exists=True, dir_okay=False, readable=True)
 
@@ -48,14 +50,33 @@ def send(paths: tuple[str, ...], target: str, timeout: float, retries: int, verb
          tls: bool, ca: str | None, cert: str | None, key: str | None) -> None:
     """Send HL7 v2 messages over MLLP and print each acknowledgment.
 
-    Exit status 0 when every message was accepted (AA/CA), 1 otherwise, 2 on usage errors.
+    A message in enhanced mode whose MSH-15 asks for no accept ACK on success (NE, ER) is sent
+    without waiting for one (v2.5 2.9.3); an error ACK that arrives later for it is printed then.
+    Exit status 0 when every message was accepted (AA/CA) or asked for no answer, 1 otherwise,
+    2 on usage errors.
     """
     from adapters.hl7v2 import HL7Error, parse
+    from adapters.hl7v2.ack import ack_mode
     from adapters.hl7v2.mllp_client import MLLPClient
 
     host, port = _host_port(target)
     context = _tls_context(ca, cert, key) if tls or ca or cert or key else None
     failures = 0
+    unanswered: dict[str, str] = {}  # control id -> where, of messages sent without waiting
+
+    def report(where: str, ack: Message) -> None:
+        nonlocal failures
+        code = ack.get("MSA-1")
+        detail = ack.get("ERR-8") or ack.get("MSA-3") or ack.get("ERR-3.2")
+        at = ack.get("ERR-2") or ack.get("ERR-1")
+        line = f"{where}: {ack.get('MSA-2') or '-'} {code}"
+        if code not in _ACCEPTED:
+            failures += 1
+            line += f" {at} {detail}".rstrip()
+        click.echo(line)
+        if verbose:
+            click.echo(ack.encode().replace("\r", "\n"))
+
     with MLLPClient(host, port, timeout=timeout, retries=retries, tls=context) as client:
         for item in iter_inputs(paths):
             if item.payload is None:
@@ -63,24 +84,29 @@ def send(paths: tuple[str, ...], target: str, timeout: float, retries: int, verb
                 failures += 1
                 continue
             try:
-                ack_bytes = client.send(item.payload)
-            except ConnectionError as exc:
+                message = parse(item.payload)
+                control, mode = message.get("MSH-10"), ack_mode(message)
+            except HL7Error:
+                control, mode = "", None  # the receiver answers what it cannot parse (AR)
+            try:
+                ack_bytes = client.send(item.payload, answered=mode is None or mode.answered_when_accepted)
+                if ack_bytes is None:
+                    unanswered[control] = item.where
+                    click.echo(f"{item.where}: {control or '-'} sent; MSH-15 {mode.accept} asks for no acknowledgment when accepted")
+                    continue
+                while True:
+                    try:
+                        ack = parse(ack_bytes or b"")
+                    except HL7Error as exc:
+                        click.echo(f"{item.where}: unreadable acknowledgment: {exc}", err=True)
+                        failures += 1
+                        break
+                    late = ack.get("MSA-2") in unanswered and ack.get("MSA-2") != control
+                    report(f"{unanswered.pop(ack.get('MSA-2'))} (late)" if late else item.where, ack)
+                    if not late:  # a late CE/CR of a message sent without waiting: this one's ACK is next
+                        break
+                    ack_bytes = client.receive()
+            except (ConnectionError, OSError) as exc:
                 click.echo(f"{item.where}: {exc}", err=True)
                 sys.exit(1)
-            try:
-                ack = parse(ack_bytes)
-            except HL7Error as exc:
-                click.echo(f"{item.where}: unreadable acknowledgment: {exc}", err=True)
-                failures += 1
-                continue
-            code = ack.get("MSA-1")
-            detail = ack.get("ERR-8") or ack.get("MSA-3") or ack.get("ERR-3.2")
-            where = ack.get("ERR-2") or ack.get("ERR-1")
-            line = f"{item.where}: {ack.get('MSA-2') or '-'} {code}"
-            if code not in _ACCEPTED:
-                failures += 1
-                line += f" {where} {detail}".rstrip()
-            click.echo(line)
-            if verbose:
-                click.echo(ack.encode().replace("\r", "\n"))
     sys.exit(1 if failures else 0)

@@ -13,6 +13,7 @@ from adapters.hl7v2 import parse
 from adapters.hl7v2.ack import ack_bytes
 from adapters.hl7v2.errors import ApplicationError
 from adapters.hl7v2.mllp import read_frame, send_frame
+from adapters.storage.query import parse_search
 from gateway.cli import main
 
 SAMPLE = Path(__file__).resolve().parents[2] / "gateway" / "samples" / "adt-a01-zh.hl7"
@@ -125,3 +126,49 @@ def test_send_without_a_receiver_names_the_message(tmp_path: Path) -> None:
 def test_send_usage_error_exits_two() -> None:
     result = CliRunner().invoke(main, ["send", "x.hl7", "--to", "nohostport"])
     assert result.exit_code == 2
+
+
+def _enhanced(control_id: str, accept: str, application: str = "NE") -> bytes:
+    """A message in enhanced acknowledgment mode: MSH-15 `accept`, MSH-16 `application` (table 0155)."""
+    return (
+        f"MSH|^~\\&|LIS|LAB|PB|HOSP|20261123083015+0800||ADT^A08^ADT_A01|{control_id}|P|2.5|||{accept}|{application}\r"
+        "PID|1||123^^^HOSP^MR||DOE^JANE\r"
+    ).encode()
+
+
+def test_send_does_not_wait_for_an_ack_the_message_asks_not_to_get(tmp_path: Path) -> None:
+    """v2.5 2.9.3: MSH-15 NE means no accept ACK; the real listener sends none, and `send` must not
+    wait for one (it used to time out and resend the message until its retries ran out)."""
+    from adapters.storage.memory import MemoryRepository
+    from gateway.ingest import Ingestor
+    from mllp_listener import running_listener
+
+    repository = MemoryRepository()
+    file = tmp_path / "two.hl7"
+    file.write_bytes(_enhanced("N1", "NE") + b"\n" + _message("O2"))
+    with running_listener(Ingestor(repository)) as listener:
+        result = CliRunner().invoke(main, ["send", str(file), "--to", f"127.0.0.1:{listener.port}", "--timeout", "5"])
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines() == [
+        f"{file}: message 1: N1 sent; MSH-15 NE asks for no acknowledgment when accepted",
+        f"{file}: message 2: O2 AA",
+    ]
+    assert len(repository.search(parse_search("Patient", [])).matches) == 1
+
+
+def test_send_reports_a_late_error_ack_of_a_message_sent_without_waiting(tmp_path: Path, responder) -> None:
+    """MSH-15 ER: an accept ACK comes only on error, so `send` goes on; the CE that then arrives is
+    reported for its own message, and the next message still gets its own ACK."""
+    def answer(payload: bytes, n: int) -> bytes:
+        message = parse(payload)
+        return ack_bytes(message, error=ApplicationError("ward closed")) if n == 1 else ack_bytes(message)
+
+    peer = responder(answer)
+    file = tmp_path / "two.hl7"
+    file.write_bytes(_enhanced("E1", "ER") + b"\n" + _message("O2"))
+    result = CliRunner().invoke(main, ["send", str(file), "--to", f"127.0.0.1:{peer.port}"])
+    assert result.exit_code == 1, result.output
+    lines = result.output.splitlines()
+    assert lines[0] == f"{file}: message 1: E1 sent; MSH-15 ER asks for no acknowledgment when accepted"
+    assert lines[1].startswith(f"{file}: message 1 (late): E1 CE")
+    assert lines[2] == f"{file}: message 2: O2 AA"
