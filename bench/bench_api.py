@@ -168,8 +168,9 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def start_server(db: str, port: int, workers: int | None, audit: bool = True) -> subprocess.Popen:
-    command = [sys.executable, "-m", "gateway", "serve", "--http", f"127.0.0.1:{port}", "--db", db]
+def start_server(db: str, port: int, workers: int | None, audit: bool = True, mllp: str = "off") -> subprocess.Popen:
+    """`pulsebridge serve` on loopback, once its metadata answers; MLLP off unless `mllp` names HOST:PORT."""
+    command = [sys.executable, "-m", "gateway", "serve", "--http", f"127.0.0.1:{port}", "--db", db, "--mllp", mllp]
     if workers:
         command += ["--workers", str(workers)]
     server = subprocess.Popen(command, cwd=ROOT, env={**os.environ, "PULSEBRIDGE_AUDIT": "on" if audit else "off"})
