@@ -262,7 +262,7 @@ def compile_map(m: Map, specs: Specs) -> Callable[[Context, dict[str, Any]], Any
     env: dict[str, Any] = {"DataTypeError": DataTypeError, "_locate": _locate, "isinstance": isinstance, "M": m,
                            "_split": _split_value, "unescape": unescape,
                            "_component_text": _component_text, "Context": Context, "compile_map": compile_map,
-                           "add_resource": add_resource}
+                           "add_resource": add_resource, "merge": merge}
     lines = ["def run(ctx, out):", "    scalar = None"]
     if any(row.part >= 0 for row in m.rows) or any(_inline_condition(row.when) for row in m.rows if row.when is not None):
         # the value's components as sent (raw strings), split once; Values are made only for rows that need them
@@ -346,12 +346,13 @@ def compile_map(m: Map, specs: Specs) -> Callable[[Context, dict[str, Any]], Any
         if row.target is None:
             lines += [f"{indent}if scalar is None:", f"{indent}    scalar = result"]
             continue
-        env[f"A{i}"] = row.target.assign
+        write = row.target.write_lines("out", "result", "item")  # the target path's writer, inlined
         if row.set is None and row.default is None:
-            lines.append(f"{indent}A{i}(out, result)")
+            lines += [f"{indent}{line}" for line in write]
             continue
         lines += [
-            f"{indent}item = A{i}(out, result)",
+            f"{indent}item = None",
+            *(f"{indent}{line}" for line in write),
             f"{indent}if item is None and isinstance(result, dict):",
             f"{indent}    item = result",
             f"{indent}if item is not None:",
