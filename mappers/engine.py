@@ -262,7 +262,7 @@ def compile_map(m: Map, specs: Specs) -> Callable[[Context, dict[str, Any]], Any
     env: dict[str, Any] = {"DataTypeError": DataTypeError, "_locate": _locate, "isinstance": isinstance, "M": m,
                            "_split": _split_value, "unescape": unescape,
                            "_component_text": _component_text, "Context": Context, "compile_map": compile_map,
-                           "add_resource": add_resource, "merge": merge}
+                           "add_resource": add_resource, "merge": merge, "_translate": _translate, "_convert_map": _convert_map}
     lines = ["def run(ctx, out):", "    scalar = None"]
     if any(row.part >= 0 for row in m.rows) or any(_inline_condition(row.when) for row in m.rows if row.when is not None):
         # the value's components as sent (raw strings), split once; Values are made only for rows that need them
@@ -274,7 +274,6 @@ def compile_map(m: Map, specs: Specs) -> Callable[[Context, dict[str, Any]], Any
                   "    place = ctx.place", "    preps = place.reps if fields is not None and place is not None else None"]
     for i, row in enumerate(m.rows):
         env[f"R{i}"] = row
-        env[f"E{i}"] = row.evaluate or _evaluator(row, specs)
         lines.append(f"    # row {i + 1}: {(row.label or '-')!s:.40} -> {row.target.text if row.target else '-'!s:.60}".replace("\n", " ").replace("\r", " "))
         indent = "    "
         k = row.part
@@ -316,25 +315,11 @@ def compile_map(m: Map, specs: Specs) -> Callable[[Context, dict[str, Any]], Any
             env[f"S{i}"] = row.source.read
             lines.append(f"{indent}for n, value in enumerate(S{i}(ctx, {row.every})):")
             indent += "    "
-        inner = _datatype_map(row, specs)
         if text_row:
             env[f"T{i}"], call = _text_evaluator(row)  # type: ignore[misc]
             body = [f"result = {call.replace('F', f'T{i}')}"]
-        elif inner is not None:  # the row's type is a datatype map: through_map (see _type_converter), inlined
-            env[f"D{i}"] = inner
-            body = [
-                "if value is None:",
-                "    result = None",
-                "else:",
-                "    sub = Context(ctx.state, ctx.place, value, ctx.record)",
-                "    if value is ctx.value:",
-                "        sub._parts = ctx._parts",
-                f"    result = (D{i}.compiled or compile_map(D{i}, ctx.state.specs))(sub, {{}})",
-            ]
-            if inner.resource is not None:
-                body += ["    if result is not None:", f"        result = add_resource(ctx.state, {inner.resource!r}, result)"]
         else:
-            body = [f"result = E{i}(value, ctx)"]
+            body = _evaluation_lines(row, i, env, specs)
         lines += [
             f"{indent}try:",
             *(f"{indent}    {line}" for line in body),
@@ -441,15 +426,57 @@ def _text_evaluator(row: Row) -> tuple[Callable[..., Any], str] | None:
     return primitive, ("F(text, ctx.state.zone)" if row.type in ZONED else "F(text)")
 
 
-def _datatype_map(row: Row, specs: Specs) -> Map | None:
-    """The datatype map a row's `type:` names when the row does nothing else (no value, fn, format
-    or vocab, not a primitive or named converter): its evaluator is then _type_converter's through_map."""
-    if row.type is None or row.value is not None or row.fn is not None or row.format is not None or row.vocab is not None:
-        return None
-    if row.type in PRIMITIVES or row.type in functions.CONVERTERS:
-        return None
-    m = specs.maps.get(row.type)
-    return m if m is not None and m.build is None else None
+def _evaluation_lines(row: Row, i: int, env: dict[str, Any], specs: Specs) -> list[str]:
+    """Python statements setting `result` from `value` (and `ctx`) as `_evaluator`'s closure for the row
+    would: a constant, a named function, a `type:` (primitive, converter or datatype map), else the
+    stripped text; then `format` and `vocab`. What they call is bound in env under names ending in i."""
+    if row.value is not None:
+        env[f"K{i}"] = row.value.get
+        body = [f"result = K{i}()"]
+    elif row.fn is not None:
+        env[f"FN{i}"], env[f"ARGS{i}"] = row.fn, row.args
+        body = [f"result = FN{i}(ctx, value, ARGS{i})"]
+    elif row.type is not None:
+        body = _type_lines(row.type, i, env, specs)
+    else:
+        body = ["result = (value.text.strip() or None) if value is not None else None"]  # primitives.string
+    if row.format is not None:
+        env[f"FMT{i}"] = row.format
+        body += ["if result is not None:", f"    result = FMT{i}.format(result)"]
+    if row.vocab is not None:
+        env[f"VOCAB{i}"] = row.vocab
+        body += ["if result is not None:", f"    result = _translate(VOCAB{i}, result, ctx, R{i})"]
+    return body
+
+
+def _type_lines(type_name: str, i: int, env: dict[str, Any], specs: Specs) -> list[str]:
+    """`_type_converter` as statements: a primitive on the value's text, a named converter, or a datatype
+    map run on the value (inline: a Context for it, its compiled rows, add_resource for a resource)."""
+    primitive = PRIMITIVES.get(type_name)
+    if primitive is not None:
+        env[f"P{i}"] = primitive
+        zone = ", ctx.state.zone" if type_name in ZONED else ""
+        return [f"result = P{i}(value.text{zone}) if value is not None else None"]
+    converter = functions.CONVERTERS.get(type_name)
+    if converter is not None:
+        env[f"CV{i}"] = converter
+        return [f"result = CV{i}(ctx.with_value(value), value, {{}}) if value is not None else None"]
+    m = specs.maps[type_name]
+    env[f"D{i}"] = m
+    if m.build is not None:
+        return [f"result = _convert_map(D{i}, value, ctx) if value is not None else None"]
+    body = [
+        "if value is None:",
+        "    result = None",
+        "else:",
+        "    sub = Context(ctx.state, ctx.place, value, ctx.record)",
+        "    if value is ctx.value:",
+        "        sub._parts = ctx._parts",
+        f"    result = (D{i}.compiled or compile_map(D{i}, ctx.state.specs))(sub, {{}})",
+    ]
+    if m.resource is not None:
+        body += ["    if result is not None:", f"        result = add_resource(ctx.state, {m.resource!r}, result)"]
+    return body
 
 
 def _stripped(text: str) -> str | None:
