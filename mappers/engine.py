@@ -260,13 +260,13 @@ def interpret_map(m: Map, ctx: Context, out: dict[str, Any] | None = None) -> An
 def compile_map(m: Map, specs: Specs) -> Callable[[Context, dict[str, Any]], Any]:
     """Generate, compile and cache (on m.compiled) the function applying m's rows in order."""
     env: dict[str, Any] = {"DataTypeError": DataTypeError, "_locate": _locate, "isinstance": isinstance, "M": m,
-                           "_split": _split_value, "unescape": unescape,
+                           "unescape": unescape,
                            "_component_text": _component_text, "Context": Context, "compile_map": compile_map,
                            "add_resource": add_resource, "merge": merge, "_translate": _translate, "_convert_map": _convert_map}
     lines = ["def run(ctx, out):", "    scalar = None"]
     if any(row.part >= 0 for row in m.rows) or any(_inline_condition(row.when) for row in m.rows if row.when is not None):
         # the value's components as sent (raw strings), split once; Values are made only for rows that need them
-        lines += ["    whole = ctx.value", "    pieces, leaf_sep, delims = _split(whole)", "    nparts = len(pieces)"]
+        lines += ["    whole = ctx.value", *("    " + line for line in _SPLIT_LINES), "    nparts = len(pieces)"]
     own_rows = m.is_segment and any(r.source is not None and r.source.segment == m.datatype for r in m.rows)
     if own_rows:  # a row reading an empty field of the map's own segment is skipped before anything else
         lines += ["    seg = ctx.segment", f"    fields = seg.fields if seg is not None and seg.fields[0] == {m.datatype!r} else None",
@@ -356,19 +356,23 @@ def compile_map(m: Map, specs: Specs) -> Callable[[Context, dict[str, Any]], Any
     return m.compiled
 
 
-def _split_value(value: Value | None) -> tuple[list[str] | tuple[()], str | None, Any]:
-    """(raw children, separator ending a child's first leaf or None, delimiters or None) of the value a
-    datatype map reads; a leaf is its own only child (Value.parts). A child's text is then
-    `raw.partition(sep)[0]`, unescaped when it holds the escape character: Value.text, inlined."""
-    if value is None:
-        return (), None, None
-    pieces = value._pieces
-    if pieces is None:
-        pieces = value.pieces()
-    d = value._d
-    if pieces is None:
-        return [value.raw], None, d
-    return pieces, (d.subcomponent if value._level + 1 == COMPONENT else None), d
+# The value a datatype map reads, split in the compiled map: `pieces` its raw children (a leaf is its
+# own only child, as in Value.parts), `leaf_sep` the separator ending a child's first leaf (None for
+# a leaf), `delims` its delimiters (None for a literal). A child's text is then
+# `raw.partition(leaf_sep)[0]`, unescaped when it holds the escape character: Value.text, inlined.
+_SPLIT_LINES = (
+    "if whole is None:",
+    "    pieces, leaf_sep, delims = (), None, None",
+    "else:",
+    "    pieces = whole._pieces",
+    "    if pieces is None:",
+    "        pieces = whole.pieces()",
+    "    delims = whole._d",
+    "    if pieces is None:",
+    "        pieces, leaf_sep = [whole.raw], None",
+    "    else:",
+    f"        leaf_sep = delims.subcomponent if whole._level == {COMPONENT - 1} else None",
+)
 
 
 def _inline_condition(when: Any, env: dict[str, Any] | None = None, name: str = "") -> str | None:
@@ -400,7 +404,7 @@ def _inline_condition(when: Any, env: dict[str, Any] | None = None, name: str = 
 
 
 def _component_text(pieces: list[str], k: int, leaf_sep: str | None, delims: Any) -> str:
-    """Stripped decoded text of component k (see _split_value); '' when empty or `\"\"`."""
+    """Stripped decoded text of component k (see _SPLIT_LINES); '' when empty or `\"\"`."""
     if k >= len(pieces):
         return ""
     raw = pieces[k]
