@@ -91,6 +91,7 @@ class MessageState:
     by_name: dict[str, list[Record]] = field(default_factory=dict)  # records with `as` names, in order
     scope: dict[tuple[int, str], SegmentPlace | None] = field(default_factory=dict)  # segment_in_scope cache
     ids: dict[str, str] = field(default_factory=dict)  # id name -> deterministic id (a practitioner recurs)
+    times: dict[tuple[Callable[..., Any], str], Any] = field(default_factory=dict)  # _zoned_time results
 
 
 class Context:
@@ -262,7 +263,7 @@ def compile_map(m: Map, specs: Specs) -> Callable[[Context, dict[str, Any]], Any
     env: dict[str, Any] = {"DataTypeError": DataTypeError, "_locate": _locate, "isinstance": isinstance, "M": m,
                            "unescape": unescape,
                            "_component_text": _component_text, "Context": Context, "compile_map": compile_map,
-                           "add_resource": add_resource, "merge": merge, "_translate": _translate, "_convert_map": _convert_map}
+                           "add_resource": add_resource, "merge": merge, "_zoned_time": _zoned_time, "_translate": _translate, "_convert_map": _convert_map}
     lines = ["def run(ctx, out):", "    scalar = None"]
     if any(row.part >= 0 for row in m.rows) or any(_inline_condition(row.when) for row in m.rows if row.when is not None):
         # the value's components as sent (raw strings), split once; Values are made only for rows that need them
@@ -311,6 +312,12 @@ def compile_map(m: Map, specs: Specs) -> Callable[[Context, dict[str, Any]], Any
             lines += [f"{indent}for n, value in enumerate(S{i}(ctx, False) if preps is None else preps({row.source.field})[:1]):",
                       f"{indent}    if value.raw != '' and value.raw != '\"\"':"]
             indent += "        "
+        elif own_rows and row.source.segment == m.datatype and row.source.repetition is None and row.source.component is None:
+            # every valued repetition of a field of the map's own segment: Source.read, inlined
+            env[f"S{i}"] = row.source.read
+            lines.append(f"{indent}for n, value in enumerate(S{i}(ctx, True) if preps is None else"
+                         f" [v for v in preps({row.source.field}) if v.raw and v.raw != '\"\"']):")
+            indent += "    "
         else:
             env[f"S{i}"] = row.source.read
             lines.append(f"{indent}for n, value in enumerate(S{i}(ctx, {row.every})):")
@@ -427,7 +434,7 @@ def _text_evaluator(row: Row) -> tuple[Callable[..., Any], str] | None:
     primitive = PRIMITIVES.get(row.type)
     if primitive is None:
         return None
-    return primitive, ("F(text, ctx.state.zone)" if row.type in ZONED else "F(text)")
+    return primitive, ("_zoned_time(F, text, ctx.state)" if row.type in ZONED else "F(text)")
 
 
 def _evaluation_lines(row: Row, i: int, env: dict[str, Any], specs: Specs) -> list[str]:
@@ -453,34 +460,48 @@ def _evaluation_lines(row: Row, i: int, env: dict[str, Any], specs: Specs) -> li
     return body
 
 
+# `sub = ctx.with_value(value)` inlined (None for a missing value); the lines after it are indented under `else:`
+_SUB_CONTEXT = (
+    "if value is None:",
+    "    result = None",
+    "else:",
+    "    sub = Context(ctx.state, ctx.place, value, ctx.record)",
+    "    if value is ctx.value:",
+    "        sub._parts = ctx._parts",
+)
+
+
 def _type_lines(type_name: str, i: int, env: dict[str, Any], specs: Specs) -> list[str]:
     """`_type_converter` as statements: a primitive on the value's text, a named converter, or a datatype
     map run on the value (inline: a Context for it, its compiled rows, add_resource for a resource)."""
     primitive = PRIMITIVES.get(type_name)
     if primitive is not None:
         env[f"P{i}"] = primitive
-        zone = ", ctx.state.zone" if type_name in ZONED else ""
-        return [f"result = P{i}(value.text{zone}) if value is not None else None"]
+        if type_name in ZONED:
+            return [f"result = _zoned_time(P{i}, value.text, ctx.state) if value is not None else None"]
+        return [f"result = P{i}(value.text) if value is not None else None"]
     converter = functions.CONVERTERS.get(type_name)
     if converter is not None:
         env[f"CV{i}"] = converter
-        return [f"result = CV{i}(ctx.with_value(value), value, {{}}) if value is not None else None"]
+        return [*_SUB_CONTEXT, f"    result = CV{i}(sub, value, {{}})"]
     m = specs.maps[type_name]
     env[f"D{i}"] = m
     if m.build is not None:
         return [f"result = _convert_map(D{i}, value, ctx) if value is not None else None"]
-    body = [
-        "if value is None:",
-        "    result = None",
-        "else:",
-        "    sub = Context(ctx.state, ctx.place, value, ctx.record)",
-        "    if value is ctx.value:",
-        "        sub._parts = ctx._parts",
-        f"    result = (D{i}.compiled or compile_map(D{i}, ctx.state.specs))(sub, {{}})",
-    ]
+    body = [*_SUB_CONTEXT, f"    result = (D{i}.compiled or compile_map(D{i}, ctx.state.specs))(sub, {{}})"]
     if m.resource is not None:
         body += ["    if result is not None:", f"        result = add_resource(ctx.state, {m.resource!r}, result)"]
     return body
+
+
+def _zoned_time(primitive: Callable[[str, tzinfo], Any], text: str, state: MessageState) -> Any:
+    """A dateTime/instant primitive of text in the conversion's zone, worked out once per conversion
+    for each text: a message repeats its times (MSH-7 and EVN-2, OBX-14 of every result)."""
+    key = (primitive, text)
+    found = state.times.get(key)
+    if found is None:
+        found = state.times[key] = primitive(text, state.zone)
+    return found
 
 
 def _stripped(text: str) -> str | None:
