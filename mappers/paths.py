@@ -40,10 +40,15 @@ class TargetPath:
         if self.steps[-1][1] == KEYED:
             raise ValueError(f"{text!r}: a keyed step (extension(url)) needs a value element after it")
         self.appends = sum(1 for s in self.steps if s[1] == APPEND)
+        self.assign = self._compile_assign  # compiled on first use: most paths are only inlined in compiled maps
+
+    def _compile_assign(self, root: dict[str, Any], value: Any) -> dict[str, Any] | None:
+        """Generate the writer from `write_lines`, keep it as `assign`, and apply it."""
         lines = ["def assign(root, value):", "    item = None", *("    " + line for line in self.write_lines("root", "value", "item")), "    return item"]
         env: dict[str, Any] = {"merge": merge}
-        exec(compile("\n".join(lines) + "\n", f"<target {text}>", "exec"), env)  # noqa: S102 - from the checked grammar above
+        exec(compile("\n".join(lines) + "\n", f"<target {self.text}>", "exec"), env)  # noqa: S102 - from the checked grammar
         self.assign = env["assign"]
+        return self.assign(root, value)
 
     def __repr__(self) -> str:
         return f"TargetPath({self.text!r})"
