@@ -37,6 +37,7 @@ Evaluate = Callable[[Value | None, "Context"], Any]
 _NOTHING: frozenset[int] = frozenset()
 
 Path = tuple[int, ...]
+_new_context = object.__new__
 
 
 @dataclass(slots=True)
@@ -115,9 +116,16 @@ class Context:
         return parts
 
     def with_value(self, value: Value | None) -> Context:
-        ctx = Context(self.state, self.place, value, self.record)
-        if value is self.value:  # a datatype map on the whole value (XCN -> XCN[HumanName]): split it once
-            ctx._parts = self._parts
+        """This context for another value (a datatype map or converter reading it); made without
+        __init__, the hottest allocation of a conversion."""
+        ctx = _new_context(Context)
+        ctx.state = self.state
+        ctx.place = self.place
+        ctx.segment = self.segment
+        ctx.value = value
+        ctx.record = self.record
+        # a datatype map on the whole value (XCN -> XCN[HumanName]): split it once
+        ctx._parts = self._parts if value is self.value else None
         return ctx
 
     def segment_in_scope(self, segment_id: str) -> Segment | None:
@@ -460,14 +468,12 @@ def _evaluation_lines(row: Row, i: int, env: dict[str, Any], specs: Specs) -> li
     return body
 
 
-# `sub = ctx.with_value(value)` inlined (None for a missing value); the lines after it are indented under `else:`
+# the context a converter or datatype map gets (None for a missing value); the lines after it are indented under `else:`
 _SUB_CONTEXT = (
     "if value is None:",
     "    result = None",
     "else:",
-    "    sub = Context(ctx.state, ctx.place, value, ctx.record)",
-    "    if value is ctx.value:",
-    "        sub._parts = ctx._parts",
+    "    sub = ctx.with_value(value)",
 )
 
 
@@ -577,9 +583,7 @@ def _type_converter(type_name: str, specs: Specs) -> Evaluate:
     def through_map(value: Value | None, ctx: Context) -> Any:  # _convert_map, inlined: the hottest call
         if value is None:
             return None
-        sub = Context(ctx.state, ctx.place, value, ctx.record)
-        if value is ctx.value:
-            sub._parts = ctx._parts
+        sub = ctx.with_value(value)
         built = (m.compiled or compile_map(m, ctx.state.specs))(sub, {})
         if built is None or resource is None:
             return built
