@@ -314,6 +314,10 @@ def compile_map(m: Map, specs: Specs) -> Callable[[Context, dict[str, Any]], Any
                 ]
             else:
                 lines.append(f"{indent}value = whole[{k + 1}]")
+        elif k >= 0:  # a subcomponent of a valued component (XPN.1.1): Source.read, inlined, without splitting the other components
+            lines += [f"{indent}value = whole[{k + 1}][{row.source.subcomponent}]",
+                      f"{indent}if value.raw != '' and value.raw != '\"\"':"]
+            indent += "    "
         elif own_rows and row.source.segment == m.datatype and not row.every and row.source.repetition is None and row.source.component is None:
             # the first repetition of a field of the map's own segment (the commonest read): Source.read, inlined
             env[f"S{i}"] = row.source.read
@@ -339,7 +343,7 @@ def compile_map(m: Map, specs: Specs) -> Callable[[Context, dict[str, Any]], Any
             f"{indent}try:",
             *(f"{indent}    {line}" for line in body),
             f"{indent}except DataTypeError as exc:",
-            f"{indent}    raise _locate(exc, M, R{i}, ctx, {'0' if single else 'n'}) from None",
+            f"{indent}    raise _locate(exc, M, R{i}, ctx, {'0' if single or k >= 0 else 'n'}) from None",
             f"{indent}if result is not None:",
         ]
         indent += "    "
