@@ -277,7 +277,8 @@ def compile_map(m: Map, specs: Specs) -> Callable[[Context, dict[str, Any]], Any
         # the value's components as sent (raw strings), split once; Values are made only for rows that need them
         lines += ["    whole = ctx.value", *("    " + line for line in _SPLIT_LINES), "    nparts = len(pieces)"]
     own_rows = m.is_segment and any(r.source is not None and r.source.segment == m.datatype for r in m.rows)
-    if own_rows:  # a row reading an empty field of the map's own segment is skipped before anything else
+    own = m.datatype if m.is_segment else None
+    if own_rows or (own is not None and any(_inline_condition(row.when, own=own) for row in m.rows if row.when is not None)):  # a row reading an empty field of the map's own segment is skipped before anything else
         lines += ["    seg = ctx.segment", f"    fields = seg.fields if seg is not None and seg.fields[0] == {m.datatype!r} else None",
                   "    nfields = len(fields) if fields is not None else 0",
                   "    place = ctx.place", "    preps = place.reps if fields is not None and place is not None else None"]
@@ -293,7 +294,7 @@ def compile_map(m: Map, specs: Specs) -> Callable[[Context, dict[str, Any]], Any
             lines.append(f"{indent}if nparts > {k} and pieces[{k}]:")
             indent += "    "
         if row.when is not None:
-            inline = _inline_condition(row.when, env, f"C{i}_")
+            inline = _inline_condition(row.when, env, f"C{i}_", own)
             if inline is None:
                 env[f"W{i}"] = row.when
                 inline = f"W{i}(ctx)"
@@ -394,10 +395,12 @@ _SPLIT_LINES = (
 )
 
 
-def _inline_condition(when: Any, env: dict[str, Any] | None = None, name: str = "") -> str | None:
-    """Python source for a datatype map's `when`, testing `CWE.1 valued` / `not valued` / `HD.3 = ISO|UUID`
-    clauses on the raw components as sources.Source.read would (valued: neither empty nor `\"\"`);
-    other clauses are called (put in env as name0, name1...). None when no clause can be inlined."""
+def _inline_condition(when: Any, env: dict[str, Any] | None = None, name: str = "", own: str | None = None) -> str | None:
+    """Python source for a map's `when`, testing `CWE.1 valued` / `not valued` / `HD.3 = ISO|UUID` clauses
+    on the raw components of a datatype map's value, and `OBX-2 = NM|SN` / `PID-3.4 valued` clauses on
+    the first repetition of a field of a segment map's own segment (`own`), as sources.Source.read would
+    (valued: neither empty nor `\"\"`); other clauses are called (put in env as name0, name1...).
+    None when no clause can be inlined."""
     clauses = getattr(when, "clauses", None) or [when]
     tests = []
     inlined = False
@@ -405,6 +408,15 @@ def _inline_condition(when: Any, env: dict[str, Any] | None = None, name: str = 
         valued = getattr(clause, "valued", None)
         equals = getattr(clause, "equals", None)
         src = (valued or equals or (None,))[0]
+        if (src is not None and own is not None and src.segment == own and src.repetition is None
+                and src.subcomponent is None):
+            inlined = True
+            if env is not None:
+                env[f"{name}{j}"] = clause
+                if equals is not None:
+                    env[f"{name}{j}_values"] = equals[1]
+            tests.append(_own_field_test(src, valued, equals, f"{name}{j}"))
+            continue
         if src is None or src.segment is not None or src.component is None or src.subcomponent is not None:
             if env is not None:
                 env[f"{name}{j}"] = clause
@@ -420,6 +432,19 @@ def _inline_condition(when: Any, env: dict[str, Any] | None = None, name: str = 
                 env[f"{name}{j}"] = equals[1]
             tests.append(f"_component_text(pieces, {k}, leaf_sep, delims) {'in' if equals[2] else 'not in'} {name}{j}")
     return " and ".join(tests) if inlined else None
+
+
+def _own_field_test(src: Any, valued: Any, equals: Any, name: str) -> str:
+    """A `valued` / `=` clause on the first repetition (or a component of it) of a field of the segment
+    map's own segment, read from `preps` as Source.read would; the clause itself (`name`) when the
+    map runs on another segment (preps is None)."""
+    first = f"(_v := _r[0]{'' if src.component is None else f'[{src.component}]'})"
+    is_valued = f"(bool(_r := preps({src.field})) and {first}.raw != '' and _v.raw != '\"\"')"
+    if valued is not None:
+        test = is_valued if valued[1] else f"not {is_valued}"
+    else:
+        test = f"(_v.text.strip() if {is_valued} else '') {'in' if equals[2] else 'not in'} {name}_values"
+    return f"({name}(ctx) if preps is None else {test})"
 
 
 def _component_text(pieces: list[str], k: int, leaf_sep: str | None, delims: Any) -> str:
