@@ -33,7 +33,7 @@ class Value:
         self._level = level
         self._pieces: list[str] | None = None  # raw children, split on first use (values are immutable)
         self._parts: list[Value] | None = None  # every child, once parts() made them
-        self._kids: list[Value | None] | None = None  # children made one by one by __getitem__, by position
+        self._kids: list[Value | None] | None = None  # children by position, made one by one by __getitem__ (all by parts())
 
     def _separator(self) -> str | None:
         d = self._d
@@ -67,6 +67,7 @@ class Value:
                     parts = [Value(p, d, level) for p in pieces]
                 else:  # children already made keep their identity (and what they split)
                     parts = [kid or Value(p, d, level) for kid, p in zip(kids, pieces)]
+                self._kids = parts  # __getitem__ answers from it
             self._parts = parts
         return parts
 
@@ -74,8 +75,9 @@ class Value:
         kids = self._kids
         if kids is not None and 0 < index <= len(kids):  # a mapping reads the same component again and again
             kid = kids[index - 1]
-            if kid is not None:
-                return kid
+            if kid is None:
+                kid = kids[index - 1] = Value(self._pieces[index - 1], self._d, self._level + 1)  # type: ignore[index]
+            return kid
         pieces = self._pieces
         if pieces is None:
             pieces = self.pieces()
@@ -83,13 +85,9 @@ class Value:
                 return self if index == 1 else Value("", self._d, SUBCOMPONENT)
         if index < 1:
             raise IndexError("HL7 positions are 1-based")
-        parts = self._parts
-        if parts is not None and index <= len(parts):
-            return parts[index - 1]
         if index > len(pieces):
             return Value("", self._d, self._level + 1)
-        if kids is None:
-            kids = self._kids = [None] * len(pieces)
+        kids = self._kids = [None] * len(pieces)  # children made one by one, by position
         kid = kids[index - 1] = Value(pieces[index - 1], self._d, self._level + 1)
         return kid
 
