@@ -485,7 +485,7 @@ def _evaluation_lines(row: Row, i: int, env: dict[str, Any], specs: Specs) -> li
         env[f"FN{i}"], env[f"ARGS{i}"] = row.fn, row.args
         body = [f"result = FN{i}(ctx, value, ARGS{i})"]
     elif row.type is not None:
-        body = _type_lines(row.type, i, env, specs)
+        body = _type_lines(row.type, i, env, specs, whole=row.source is None)
     else:
         body = ["result = (value.text.strip() or None) if value is not None else None"]  # primitives.string
     if row.format is not None:
@@ -497,16 +497,14 @@ def _evaluation_lines(row: Row, i: int, env: dict[str, Any], specs: Specs) -> li
     return body
 
 
-# the context a converter or datatype map gets (None for a missing value); the lines after it are indented under `else:`
-_SUB_CONTEXT = (
-    "if value is None:",
-    "    result = None",
-    "else:",
-    "    sub = ctx.with_value(value)",
-)
+def _sub_context(whole: bool) -> list[str]:
+    """The context a converter or datatype map gets (None for a missing value): this one when it reads
+    the whole value (XCN -> XCN[HumanName]; nothing writes to a Context), else ctx.with_value. The lines
+    after these are indented under `else:`."""
+    return ["if value is None:", "    result = None", "else:", f"    sub = {'ctx' if whole else 'ctx.with_value(value)'}"]
 
 
-def _type_lines(type_name: str, i: int, env: dict[str, Any], specs: Specs) -> list[str]:
+def _type_lines(type_name: str, i: int, env: dict[str, Any], specs: Specs, *, whole: bool = False) -> list[str]:
     """`_type_converter` as statements: a primitive on the value's text, a named converter, or a datatype
     map run on the value (inline: a Context for it, its compiled rows, add_resource for a resource)."""
     primitive = PRIMITIVES.get(type_name)
@@ -518,12 +516,12 @@ def _type_lines(type_name: str, i: int, env: dict[str, Any], specs: Specs) -> li
     converter = functions.CONVERTERS.get(type_name)
     if converter is not None:
         env[f"CV{i}"] = converter
-        return [*_SUB_CONTEXT, f"    result = CV{i}(sub, value, {{}})"]
+        return [*_sub_context(whole), f"    result = CV{i}(sub, value, {{}})"]
     m = specs.maps[type_name]
     env[f"D{i}"] = m
     if m.build is not None:
         return [f"result = _convert_map(D{i}, value, ctx) if value is not None else None"]
-    body = [*_SUB_CONTEXT, f"    result = (D{i}.compiled or compile_map(D{i}, ctx.state.specs))(sub, {{}})"]
+    body = [*_sub_context(whole), f"    result = (D{i}.compiled or compile_map(D{i}, ctx.state.specs))(sub, {{}})"]
     if m.resource is not None:
         body += ["    if result is not None:", f"        result = add_resource(ctx.state, {m.resource!r}, result)"]
     return body
