@@ -461,13 +461,13 @@ def _component_text(pieces: list[str], k: int, leaf_sep: str | None, delims: Any
     return raw.strip()
 
 
-def _text_evaluator(row: Row) -> tuple[Callable[..., Any], str] | None:
+def _text_evaluator(row: Row) -> tuple[Callable[..., Any] | None, str] | None:
     """(function, call with F for it) when a row just converts the decoded text of its value with a
     primitive (`_evaluator`'s base for a `type:` primitive or no type, without format/vocab)."""
     if row.value is not None or row.fn is not None or row.format is not None or row.vocab is not None:
         return None
     if row.type is None:
-        return _stripped, "F(text)"
+        return None, "(text.strip() or None)"  # no type: the stripped text, as primitives.string
     primitive = PRIMITIVES.get(row.type)
     if primitive is None:
         return None
@@ -535,10 +535,6 @@ def _zoned_time(primitive: Callable[[str, tzinfo], Any], text: str, state: Messa
     if found is None:
         found = state.times[key] = primitive(text, state.zone)
     return found
-
-
-def _stripped(text: str) -> str | None:
-    return text.strip() or None
 
 
 def _locate(exc: DataTypeError, m: Map, row: Row, ctx: Context, n: int) -> DataTypeError:
