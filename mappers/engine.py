@@ -11,11 +11,15 @@ Two passes over the message (HL7 v2-to-FHIR IG, "Message" sheets):
 Speed (issue 3 benchmark): each map's rows are compiled once per process into one Python
 function (`compile_map`; `interpret_map` is the same semantics as a plain loop, and the tests
 check that both agree on the whole corpus). The generated code tests emptiness and simple `when`
-clauses on the raw strings the reader split, and converts one component's text with a primitive
-without making a Value; a row whose type is a datatype map runs that map inline; a segment map
-skips rows whose field of its own segment is empty before anything else. Field repetitions, scope lookups and ids are cached per conversion, never across
-messages; resources stay plain dicts until orjson serialises them; the unmapped report is
-worked out only when read (mappers.report).
+clauses on the raw strings the reader split (a segment map: on its own segment's fields),
+converts one component's text with a primitive without making a Value, evaluates each row inline
+(constant, function, converter, primitive, `format`, `vocab`), runs a datatype map row's map
+inline (in the same Context when it reads the whole value), and writes at the target path with
+that path's own generated statements (mappers.paths.TargetPath.write_lines); a segment map skips
+rows whose field of its own segment is empty before anything else. Field repetitions, scope
+lookups, ids and dateTime/instant conversions are cached per conversion, never across messages;
+resources stay plain dicts until orjson serialises them; the unmapped report is worked out only
+when read (mappers.report).
 """
 from __future__ import annotations
 
