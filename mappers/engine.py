@@ -11,11 +11,15 @@ Two passes over the message (HL7 v2-to-FHIR IG, "Message" sheets):
 Speed (issue 3 benchmark): each map's rows are compiled once per process into one Python
 function (`compile_map`; `interpret_map` is the same semantics as a plain loop, and the tests
 check that both agree on the whole corpus). The generated code tests emptiness and simple `when`
-clauses on the raw strings the reader split, and converts one component's text with a primitive
-without making a Value; a row whose type is a datatype map runs that map inline; a segment map
-skips rows whose field of its own segment is empty before anything else. Field repetitions, scope lookups and ids are cached per conversion, never across
-messages; resources stay plain dicts until orjson serialises them; the unmapped report is
-worked out only when read (mappers.report).
+clauses on the raw strings the reader split (a segment map: on its own segment's fields),
+converts one component's text with a primitive without making a Value, evaluates each row inline
+(constant, function, converter, primitive, `format`, `vocab`), runs a datatype map row's map
+inline (in the same Context when it reads the whole value), and writes at the target path with
+that path's own generated statements (mappers.paths.TargetPath.write_lines); a segment map skips
+rows whose field of its own segment is empty before anything else. Field repetitions, scope
+lookups, ids and dateTime/instant conversions are cached per conversion, never across messages;
+resources stay plain dicts until orjson serialises them; the unmapped report is worked out only
+when read (mappers.report).
 """
 from __future__ import annotations
 
@@ -37,6 +41,7 @@ Evaluate = Callable[[Value | None, "Context"], Any]
 _NOTHING: frozenset[int] = frozenset()
 
 Path = tuple[int, ...]
+_new_context = object.__new__
 
 
 @dataclass(slots=True)
@@ -91,6 +96,7 @@ class MessageState:
     by_name: dict[str, list[Record]] = field(default_factory=dict)  # records with `as` names, in order
     scope: dict[tuple[int, str], SegmentPlace | None] = field(default_factory=dict)  # segment_in_scope cache
     ids: dict[str, str] = field(default_factory=dict)  # id name -> deterministic id (a practitioner recurs)
+    times: dict[tuple[Callable[..., Any], str], Any] = field(default_factory=dict)  # _zoned_time results
 
 
 class Context:
@@ -114,9 +120,16 @@ class Context:
         return parts
 
     def with_value(self, value: Value | None) -> Context:
-        ctx = Context(self.state, self.place, value, self.record)
-        if value is self.value:  # a datatype map on the whole value (XCN -> XCN[HumanName]): split it once
-            ctx._parts = self._parts
+        """This context for another value (a datatype map or converter reading it); made without
+        __init__, the hottest allocation of a conversion."""
+        ctx = _new_context(Context)
+        ctx.state = self.state
+        ctx.place = self.place
+        ctx.segment = self.segment
+        ctx.value = value
+        ctx.record = self.record
+        # a datatype map on the whole value (XCN -> XCN[HumanName]): split it once
+        ctx._parts = self._parts if value is self.value else None
         return ctx
 
     def segment_in_scope(self, segment_id: str) -> Segment | None:
@@ -260,21 +273,21 @@ def interpret_map(m: Map, ctx: Context, out: dict[str, Any] | None = None) -> An
 def compile_map(m: Map, specs: Specs) -> Callable[[Context, dict[str, Any]], Any]:
     """Generate, compile and cache (on m.compiled) the function applying m's rows in order."""
     env: dict[str, Any] = {"DataTypeError": DataTypeError, "_locate": _locate, "isinstance": isinstance, "M": m,
-                           "_split": _split_value, "unescape": unescape,
+                           "unescape": unescape,
                            "_component_text": _component_text, "Context": Context, "compile_map": compile_map,
-                           "add_resource": add_resource}
+                           "add_resource": add_resource, "merge": merge, "_zoned_time": _zoned_time, "_translate": _translate, "_convert_map": _convert_map}
     lines = ["def run(ctx, out):", "    scalar = None"]
     if any(row.part >= 0 for row in m.rows) or any(_inline_condition(row.when) for row in m.rows if row.when is not None):
         # the value's components as sent (raw strings), split once; Values are made only for rows that need them
-        lines += ["    whole = ctx.value", "    pieces, leaf_sep, delims = _split(whole)", "    nparts = len(pieces)"]
+        lines += ["    whole = ctx.value", *("    " + line for line in _SPLIT_LINES), "    nparts = len(pieces)"]
     own_rows = m.is_segment and any(r.source is not None and r.source.segment == m.datatype for r in m.rows)
-    if own_rows:  # a row reading an empty field of the map's own segment is skipped before anything else
+    own = m.datatype if m.is_segment else None
+    if own_rows or (own is not None and any(_inline_condition(row.when, own=own) for row in m.rows if row.when is not None)):  # a row reading an empty field of the map's own segment is skipped before anything else
         lines += ["    seg = ctx.segment", f"    fields = seg.fields if seg is not None and seg.fields[0] == {m.datatype!r} else None",
                   "    nfields = len(fields) if fields is not None else 0",
                   "    place = ctx.place", "    preps = place.reps if fields is not None and place is not None else None"]
     for i, row in enumerate(m.rows):
         env[f"R{i}"] = row
-        env[f"E{i}"] = row.evaluate or _evaluator(row, specs)
         lines.append(f"    # row {i + 1}: {(row.label or '-')!s:.40} -> {row.target.text if row.target else '-'!s:.60}".replace("\n", " ").replace("\r", " "))
         indent = "    "
         k = row.part
@@ -285,7 +298,7 @@ def compile_map(m: Map, specs: Specs) -> Callable[[Context, dict[str, Any]], Any
             lines.append(f"{indent}if nparts > {k} and pieces[{k}]:")
             indent += "    "
         if row.when is not None:
-            inline = _inline_condition(row.when, env, f"C{i}_")
+            inline = _inline_condition(row.when, env, f"C{i}_", own)
             if inline is None:
                 env[f"W{i}"] = row.when
                 inline = f"W{i}(ctx)"
@@ -306,52 +319,49 @@ def compile_map(m: Map, specs: Specs) -> Callable[[Context, dict[str, Any]], Any
                 ]
             else:
                 lines.append(f"{indent}value = whole[{k + 1}]")
+        elif k >= 0:  # a subcomponent of a valued component (XPN.1.1): Source.read, inlined, without splitting the other components
+            lines += [f"{indent}value = whole[{k + 1}][{row.source.subcomponent}]",
+                      f"{indent}if value.raw != '' and value.raw != '\"\"':"]
+            indent += "    "
         elif own_rows and row.source.segment == m.datatype and not row.every and row.source.repetition is None and row.source.component is None:
             # the first repetition of a field of the map's own segment (the commonest read): Source.read, inlined
             env[f"S{i}"] = row.source.read
             lines += [f"{indent}for n, value in enumerate(S{i}(ctx, False) if preps is None else preps({row.source.field})[:1]):",
                       f"{indent}    if value.raw != '' and value.raw != '\"\"':"]
             indent += "        "
+        elif own_rows and row.source.segment == m.datatype and row.source.repetition is None and row.source.component is None:
+            # every valued repetition of a field of the map's own segment: Source.read, inlined
+            env[f"S{i}"] = row.source.read
+            lines.append(f"{indent}for n, value in enumerate(S{i}(ctx, True) if preps is None else"
+                         f" [v for v in preps({row.source.field}) if v.raw and v.raw != '\"\"']):")
+            indent += "    "
         else:
             env[f"S{i}"] = row.source.read
             lines.append(f"{indent}for n, value in enumerate(S{i}(ctx, {row.every})):")
             indent += "    "
-        inner = _datatype_map(row, specs)
         if text_row:
             env[f"T{i}"], call = _text_evaluator(row)  # type: ignore[misc]
             body = [f"result = {call.replace('F', f'T{i}')}"]
-        elif inner is not None:  # the row's type is a datatype map: through_map (see _type_converter), inlined
-            env[f"D{i}"] = inner
-            body = [
-                "if value is None:",
-                "    result = None",
-                "else:",
-                "    sub = Context(ctx.state, ctx.place, value, ctx.record)",
-                "    if value is ctx.value:",
-                "        sub._parts = ctx._parts",
-                f"    result = (D{i}.compiled or compile_map(D{i}, ctx.state.specs))(sub, {{}})",
-            ]
-            if inner.resource is not None:
-                body += ["    if result is not None:", f"        result = add_resource(ctx.state, {inner.resource!r}, result)"]
         else:
-            body = [f"result = E{i}(value, ctx)"]
+            body = _evaluation_lines(row, i, env, specs)
         lines += [
             f"{indent}try:",
             *(f"{indent}    {line}" for line in body),
             f"{indent}except DataTypeError as exc:",
-            f"{indent}    raise _locate(exc, M, R{i}, ctx, {'0' if single else 'n'}) from None",
+            f"{indent}    raise _locate(exc, M, R{i}, ctx, {'0' if single or k >= 0 else 'n'}) from None",
             f"{indent}if result is not None:",
         ]
         indent += "    "
         if row.target is None:
             lines += [f"{indent}if scalar is None:", f"{indent}    scalar = result"]
             continue
-        env[f"A{i}"] = row.target.assign
+        write = row.target.write_lines("out", "result", "item")  # the target path's writer, inlined
         if row.set is None and row.default is None:
-            lines.append(f"{indent}A{i}(out, result)")
+            lines += [f"{indent}{line}" for line in write]
             continue
         lines += [
-            f"{indent}item = A{i}(out, result)",
+            f"{indent}item = None",
+            *(f"{indent}{line}" for line in write),
             f"{indent}if item is None and isinstance(result, dict):",
             f"{indent}    item = result",
             f"{indent}if item is not None:",
@@ -370,25 +380,31 @@ def compile_map(m: Map, specs: Specs) -> Callable[[Context, dict[str, Any]], Any
     return m.compiled
 
 
-def _split_value(value: Value | None) -> tuple[list[str] | tuple[()], str | None, Any]:
-    """(raw children, separator ending a child's first leaf or None, delimiters or None) of the value a
-    datatype map reads; a leaf is its own only child (Value.parts). A child's text is then
-    `raw.partition(sep)[0]`, unescaped when it holds the escape character: Value.text, inlined."""
-    if value is None:
-        return (), None, None
-    pieces = value._pieces
-    if pieces is None:
-        pieces = value.pieces()
-    d = value._d
-    if pieces is None:
-        return [value.raw], None, d
-    return pieces, (d.subcomponent if value._level + 1 == COMPONENT else None), d
+# The value a datatype map reads, split in the compiled map: `pieces` its raw children (a leaf is its
+# own only child, as in Value.parts), `leaf_sep` the separator ending a child's first leaf (None for
+# a leaf), `delims` its delimiters (None for a literal). A child's text is then
+# `raw.partition(leaf_sep)[0]`, unescaped when it holds the escape character: Value.text, inlined.
+_SPLIT_LINES = (
+    "if whole is None:",
+    "    pieces, leaf_sep, delims = (), None, None",
+    "else:",
+    "    pieces = whole._pieces",
+    "    if pieces is None:",
+    "        pieces = whole.pieces()",
+    "    delims = whole._d",
+    "    if pieces is None:",
+    "        pieces, leaf_sep = [whole.raw], None",
+    "    else:",
+    f"        leaf_sep = delims.subcomponent if whole._level == {COMPONENT - 1} else None",
+)
 
 
-def _inline_condition(when: Any, env: dict[str, Any] | None = None, name: str = "") -> str | None:
-    """Python source for a datatype map's `when`, testing `CWE.1 valued` / `not valued` / `HD.3 = ISO|UUID`
-    clauses on the raw components as sources.Source.read would (valued: neither empty nor `\"\"`);
-    other clauses are called (put in env as name0, name1...). None when no clause can be inlined."""
+def _inline_condition(when: Any, env: dict[str, Any] | None = None, name: str = "", own: str | None = None) -> str | None:
+    """Python source for a map's `when`, testing `CWE.1 valued` / `not valued` / `HD.3 = ISO|UUID` clauses
+    on the raw components of a datatype map's value, and `OBX-2 = NM|SN` / `PID-3.4 valued` clauses on
+    the first repetition of a field of a segment map's own segment (`own`), as sources.Source.read would
+    (valued: neither empty nor `\"\"`); other clauses are called (put in env as name0, name1...).
+    None when no clause can be inlined."""
     clauses = getattr(when, "clauses", None) or [when]
     tests = []
     inlined = False
@@ -396,6 +412,15 @@ def _inline_condition(when: Any, env: dict[str, Any] | None = None, name: str = 
         valued = getattr(clause, "valued", None)
         equals = getattr(clause, "equals", None)
         src = (valued or equals or (None,))[0]
+        if (src is not None and own is not None and src.segment == own and src.repetition is None
+                and src.subcomponent is None):
+            inlined = True
+            if env is not None:
+                env[f"{name}{j}"] = clause
+                if equals is not None:
+                    env[f"{name}{j}_values"] = equals[1]
+            tests.append(_own_field_test(src, valued, equals, f"{name}{j}"))
+            continue
         if src is None or src.segment is not None or src.component is None or src.subcomponent is not None:
             if env is not None:
                 env[f"{name}{j}"] = clause
@@ -413,8 +438,21 @@ def _inline_condition(when: Any, env: dict[str, Any] | None = None, name: str = 
     return " and ".join(tests) if inlined else None
 
 
+def _own_field_test(src: Any, valued: Any, equals: Any, name: str) -> str:
+    """A `valued` / `=` clause on the first repetition (or a component of it) of a field of the segment
+    map's own segment, read from `preps` as Source.read would; the clause itself (`name`) when the
+    map runs on another segment (preps is None)."""
+    first = f"(_v := _r[0]{'' if src.component is None else f'[{src.component}]'})"
+    is_valued = f"(bool(_r := preps({src.field})) and {first}.raw != '' and _v.raw != '\"\"')"
+    if valued is not None:
+        test = is_valued if valued[1] else f"not {is_valued}"
+    else:
+        test = f"(_v.text.strip() if {is_valued} else '') {'in' if equals[2] else 'not in'} {name}_values"
+    return f"({name}(ctx) if preps is None else {test})"
+
+
 def _component_text(pieces: list[str], k: int, leaf_sep: str | None, delims: Any) -> str:
-    """Stripped decoded text of component k (see _split_value); '' when empty or `\"\"`."""
+    """Stripped decoded text of component k (see _SPLIT_LINES); '' when empty or `\"\"`."""
     if k >= len(pieces):
         return ""
     raw = pieces[k]
@@ -427,32 +465,80 @@ def _component_text(pieces: list[str], k: int, leaf_sep: str | None, delims: Any
     return raw.strip()
 
 
-def _text_evaluator(row: Row) -> tuple[Callable[..., Any], str] | None:
+def _text_evaluator(row: Row) -> tuple[Callable[..., Any] | None, str] | None:
     """(function, call with F for it) when a row just converts the decoded text of its value with a
     primitive (`_evaluator`'s base for a `type:` primitive or no type, without format/vocab)."""
     if row.value is not None or row.fn is not None or row.format is not None or row.vocab is not None:
         return None
     if row.type is None:
-        return _stripped, "F(text)"
+        return None, "(text.strip() or None)"  # no type: the stripped text, as primitives.string
     primitive = PRIMITIVES.get(row.type)
     if primitive is None:
         return None
-    return primitive, ("F(text, ctx.state.zone)" if row.type in ZONED else "F(text)")
+    return primitive, ("_zoned_time(F, text, ctx.state)" if row.type in ZONED else "F(text)")
 
 
-def _datatype_map(row: Row, specs: Specs) -> Map | None:
-    """The datatype map a row's `type:` names when the row does nothing else (no value, fn, format
-    or vocab, not a primitive or named converter): its evaluator is then _type_converter's through_map."""
-    if row.type is None or row.value is not None or row.fn is not None or row.format is not None or row.vocab is not None:
-        return None
-    if row.type in PRIMITIVES or row.type in functions.CONVERTERS:
-        return None
-    m = specs.maps.get(row.type)
-    return m if m is not None and m.build is None else None
+def _evaluation_lines(row: Row, i: int, env: dict[str, Any], specs: Specs) -> list[str]:
+    """Python statements setting `result` from `value` (and `ctx`) as `_evaluator`'s closure for the row
+    would: a constant, a named function, a `type:` (primitive, converter or datatype map), else the
+    stripped text; then `format` and `vocab`. What they call is bound in env under names ending in i."""
+    if row.value is not None:
+        env[f"K{i}"] = row.value.get
+        body = [f"result = K{i}()"]
+    elif row.fn is not None:
+        env[f"FN{i}"], env[f"ARGS{i}"] = row.fn, row.args
+        body = [f"result = FN{i}(ctx, value, ARGS{i})"]
+    elif row.type is not None:
+        body = _type_lines(row.type, i, env, specs, whole=row.source is None)
+    else:
+        body = ["result = (value.text.strip() or None) if value is not None else None"]  # primitives.string
+    if row.format is not None:
+        env[f"FMT{i}"] = row.format
+        body += ["if result is not None:", f"    result = FMT{i}.format(result)"]
+    if row.vocab is not None:
+        env[f"VOCAB{i}"] = row.vocab
+        body += ["if result is not None:", f"    result = _translate(VOCAB{i}, result, ctx, R{i})"]
+    return body
 
 
-def _stripped(text: str) -> str | None:
-    return text.strip() or None
+def _sub_context(whole: bool) -> list[str]:
+    """The context a converter or datatype map gets (None for a missing value): this one when it reads
+    the whole value (XCN -> XCN[HumanName]; nothing writes to a Context), else ctx.with_value. The lines
+    after these are indented under `else:`."""
+    return ["if value is None:", "    result = None", "else:", f"    sub = {'ctx' if whole else 'ctx.with_value(value)'}"]
+
+
+def _type_lines(type_name: str, i: int, env: dict[str, Any], specs: Specs, *, whole: bool = False) -> list[str]:
+    """`_type_converter` as statements: a primitive on the value's text, a named converter, or a datatype
+    map run on the value (inline: a Context for it, its compiled rows, add_resource for a resource)."""
+    primitive = PRIMITIVES.get(type_name)
+    if primitive is not None:
+        env[f"P{i}"] = primitive
+        if type_name in ZONED:
+            return [f"result = _zoned_time(P{i}, value.text, ctx.state) if value is not None else None"]
+        return [f"result = P{i}(value.text) if value is not None else None"]
+    converter = functions.CONVERTERS.get(type_name)
+    if converter is not None:
+        env[f"CV{i}"] = converter
+        return [*_sub_context(whole), f"    result = CV{i}(sub, value, {{}})"]
+    m = specs.maps[type_name]
+    env[f"D{i}"] = m
+    if m.build is not None:
+        return [f"result = _convert_map(D{i}, value, ctx) if value is not None else None"]
+    body = [*_sub_context(whole), f"    result = (D{i}.compiled or compile_map(D{i}, ctx.state.specs))(sub, {{}})"]
+    if m.resource is not None:
+        body += ["    if result is not None:", f"        result = add_resource(ctx.state, {m.resource!r}, result)"]
+    return body
+
+
+def _zoned_time(primitive: Callable[[str, tzinfo], Any], text: str, state: MessageState) -> Any:
+    """A dateTime/instant primitive of text in the conversion's zone, worked out once per conversion
+    for each text: a message repeats its times (MSH-7 and EVN-2, OBX-14 of every result)."""
+    key = (primitive, text)
+    found = state.times.get(key)
+    if found is None:
+        found = state.times[key] = primitive(text, state.zone)
+    return found
 
 
 def _locate(exc: DataTypeError, m: Map, row: Row, ctx: Context, n: int) -> DataTypeError:
@@ -524,9 +610,7 @@ def _type_converter(type_name: str, specs: Specs) -> Evaluate:
     def through_map(value: Value | None, ctx: Context) -> Any:  # _convert_map, inlined: the hottest call
         if value is None:
             return None
-        sub = Context(ctx.state, ctx.place, value, ctx.record)
-        if value is ctx.value:
-            sub._parts = ctx._parts
+        sub = ctx.with_value(value)
         built = (m.compiled or compile_map(m, ctx.state.specs))(sub, {})
         if built is None or resource is None:
             return built

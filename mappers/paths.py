@@ -20,9 +20,12 @@ _STEP = re.compile(r"^([A-Za-z_$][A-Za-z0-9_]*)(?:(\[\])|(\[=\])|\((.+)\))?$")
 
 
 class TargetPath:
-    """A compiled target path; `assign` writes a value and returns the row's item."""
+    """A compiled target path; `assign(root, value)` writes a value and returns the row's item.
 
-    __slots__ = ("text", "steps", "appends", "assign", "_head")
+    The write is generated Python (`write_lines`), specialised to the path's steps once, so
+    nothing interprets the steps per value; the engine inlines the same lines in compiled maps."""
+
+    __slots__ = ("text", "steps", "appends", "assign")
 
     def __init__(self, text: str) -> None:
         self.text = text
@@ -37,105 +40,66 @@ class TargetPath:
         if self.steps[-1][1] == KEYED:
             raise ValueError(f"{text!r}: a keyed step (extension(url)) needs a value element after it")
         self.appends = sum(1 for s in self.steps if s[1] == APPEND)
-        self._head = tuple(self.steps[:-1])  # the steps down to the leaf's parent
-        self.assign = self._fast_assign() or self._assign
+        self.assign = self._compile_assign  # compiled on first use: most paths are only inlined in compiled maps
 
-    def _fast_assign(self) -> Any:
-        """Specialised writers for the commonest shapes (`name`, `name[]`, `a.b`); None for the rest."""
-        if self.text == "$this":
-            return None
-        if len(self.steps) == 1:
-            name, mode, _ = self.steps[0]
-            if mode == ONE:
-
-                def one(root: dict[str, Any], value: Any) -> None:
-                    have = root.get(name)
-                    if have is None:
-                        root[name] = value
-                    elif isinstance(have, dict) and isinstance(value, dict):
-                        merge(have, value)
-                    return None
-
-                return one
-            if mode == APPEND:
-
-                def append(root: dict[str, Any], value: Any) -> dict[str, Any] | None:
-                    seq = root.get(name)
-                    if seq is None:
-                        seq = root[name] = []
-                    if isinstance(value, list):
-                        seq.extend(value)
-                        return None
-                    seq.append(value)
-                    return value if isinstance(value, dict) else None
-
-                return append
-        return None
+    def _compile_assign(self, root: dict[str, Any], value: Any) -> dict[str, Any] | None:
+        """Generate the writer from `write_lines`, keep it as `assign`, and apply it."""
+        lines = ["def assign(root, value):", "    item = None", *("    " + line for line in self.write_lines("root", "value", "item")), "    return item"]
+        env: dict[str, Any] = {"merge": merge}
+        exec(compile("\n".join(lines) + "\n", f"<target {self.text}>", "exec"), env)  # noqa: S102 - from the checked grammar
+        self.assign = env["assign"]
+        return self.assign(root, value)
 
     def __repr__(self) -> str:
         return f"TargetPath({self.text!r})"
 
-    def _assign(self, root: dict[str, Any], value: Any) -> dict[str, Any] | None:
-        """Put value at the path under root; return the element created by the first `[]` (the item)."""
+    def write_lines(self, root: str, value: str, item: str, tmp: str = "_t") -> list[str]:
+        """Python statements putting `value` at this path under `root` and setting `item` to the
+        element made by the first `[]` (left unchanged when there is none; callers start it at
+        None). Names starting with `tmp` are scratch; `merge` must be in scope."""
         if self.text == "$this":  # merge an object into the element being built
-            if isinstance(value, dict):
-                merge(root, value)
-            return None
-        node = root
-        item: dict[str, Any] | None = None
-        for name, mode, key in self._head:
+            return [f"if isinstance({value}, dict):", f"    merge({root}, {value})"]
+        node, seq, have = f"{tmp}n", f"{tmp}s", f"{tmp}h"
+        out: list[str] = [f"{node} = {root}"]
+        item_set = False  # whether a head `[]` step has set item (only the first one does)
+        *head, (leaf, leaf_mode, _) = self.steps
+        if not head and leaf_mode == ONE:  # `name`: the commonest shape
+            return [f"{have} = {root}.get({leaf!r})", f"if {have} is None:", f"    {root}[{leaf!r}] = {value}",
+                    f"elif isinstance({have}, dict) and isinstance({value}, dict):",
+                    f"    merge({have}, {value})"]
+        if not head and leaf_mode == APPEND:  # `name[]`
+            return [f"{seq} = {root}.get({leaf!r})", f"if {seq} is None:", f"    {seq} = {root}[{leaf!r}] = []",
+                    f"if isinstance({value}, list):", f"    {seq}.extend({value})", "else:", f"    {seq}.append({value})",
+                    f"    if isinstance({value}, dict):", f"        {item} = {value}"]
+        for name, mode, key in head:
             if mode == ONE:
-                child = node.get(name)
-                if child is None:
-                    child = node[name] = {}
-                elif isinstance(child, list):  # an array reached without [] or [=]: its last element
-                    if not child:
-                        child.append({})
-                    child = child[-1]
-                node = child
+                out += [f"{have} = {node}.get({name!r})", f"if {have} is None:", f"    {have} = {node}[{name!r}] = {{}}",
+                        f"elif isinstance({have}, list):  # an array reached without [] or [=]: its last element",
+                        f"    if not {have}:", f"        {have}.append({{}})", f"    {have} = {have}[-1]", f"{node} = {have}"]
             elif mode == APPEND:
-                child = {}
-                node.setdefault(name, []).append(child)
-                if item is None:
-                    item = child
-                node = child
+                out += [f"{have} = {{}}", f"{node}.setdefault({name!r}, []).append({have})"]
+                if not item_set:
+                    out.append(f"{item} = {have}")
+                    item_set = True
+                out.append(f"{node} = {have}")
             elif mode == LAST:
-                seq = node.setdefault(name, [])
-                if not seq:
-                    seq.append({})
-                node = seq[-1]
+                out += [f"{seq} = {node}.setdefault({name!r}, [])", f"if not {seq}:", f"    {seq}.append({{}})", f"{node} = {seq}[-1]"]
             else:
-                seq = node.setdefault(name, [])
-                for element in seq:
-                    if element.get("url") == key:
-                        node = element
-                        break
-                else:
-                    element = {"url": key}
-                    seq.append(element)
-                    node = element
-        name, mode, _ = self.steps[-1]
-        if mode == APPEND:
-            seq = node.setdefault(name, [])
-            if isinstance(value, list):
-                seq.extend(value)
-            else:
-                seq.append(value)
-            if item is None and isinstance(value, dict):
-                item = value
-        elif mode == LAST:
-            seq = node.setdefault(name, [])
-            if seq and isinstance(seq[-1], dict) and isinstance(value, dict):
-                merge(seq[-1], value)
-            elif not seq:
-                seq.append(value)
+                out += [f"{seq} = {node}.setdefault({name!r}, [])", f"for {have} in {seq}:", f"    if {have}.get('url') == {key!r}:",
+                        f"        {node} = {have}", "        break", "else:", f"    {node} = {{'url': {key!r}}}", f"    {seq}.append({node})"]
+        if leaf_mode == APPEND:
+            out += [f"{seq} = {node}.setdefault({leaf!r}, [])", f"if isinstance({value}, list):", f"    {seq}.extend({value})",
+                    "else:", f"    {seq}.append({value})"]
+            if not item_set:
+                out += [f"    if isinstance({value}, dict):", f"        {item} = {value}"]
+        elif leaf_mode == LAST:
+            out += [f"{seq} = {node}.setdefault({leaf!r}, [])",
+                    f"if {seq} and isinstance({seq}[-1], dict) and isinstance({value}, dict):", f"    merge({seq}[-1], {value})",
+                    f"elif not {seq}:", f"    {seq}.append({value})"]
         else:
-            have = node.get(name)
-            if have is None:
-                node[name] = value
-            elif isinstance(have, dict) and isinstance(value, dict):
-                merge(have, value)
-        return item
+            out += [f"{have} = {node}.get({leaf!r})", f"if {have} is None:", f"    {node}[{leaf!r}] = {value}",
+                    f"elif isinstance({have}, dict) and isinstance({value}, dict):", f"    merge({have}, {value})"]
+        return out
 
 
 def _split(text: str) -> list[str]:

@@ -57,16 +57,25 @@ def _days_in_month(year: int, month: int) -> int:
     return 29 if month == 2 and isleap(year) else _DAYS[month]
 
 
+_PLAIN_LENGTHS = frozenset({4, 6, 8, 10, 12, 14})  # DTM digits down to year, month ... second
+
+
 class Timestamp:
     """A parsed DTM/TS/DT keeping its precision: the parts that were sent, nothing invented."""
 
     __slots__ = ("year", "month", "day", "hour", "minute", "second", "fraction", "offset")
 
     def __init__(self, text: str) -> None:
-        m = _DTM.match(text.strip())
-        if not m:
-            raise DataTypeError(f"{text!r} is not an HL7 v2 date/time (YYYY[MM[DD[HH[MM[SS[.S]]]]]][+/-ZZZZ])")
-        y, mo, d, h, mi, s, frac, sign, oh, om = m.groups()
+        digits = text.strip()
+        if len(digits) in _PLAIN_LENGTHS and digits.isascii() and digits.isdigit():
+            # the usual YYYYMMDD[HHMM[SS]] without fraction or offset: sliced, as _DTM would split it
+            y, mo, d, h, mi, s = digits[:4], digits[4:6] or None, digits[6:8] or None, digits[8:10] or None, digits[10:12] or None, digits[12:14] or None
+            frac = sign = oh = om = None
+        else:
+            m = _DTM.match(digits)
+            if not m:
+                raise DataTypeError(f"{text!r} is not an HL7 v2 date/time (YYYY[MM[DD[HH[MM[SS[.S]]]]]][+/-ZZZZ])")
+            y, mo, d, h, mi, s, frac, sign, oh, om = m.groups()
         self.year = y
         self.month, self.day, self.hour, self.minute, self.second, self.fraction = mo, d, h, mi, s, frac
         self.offset = f"{sign}{oh}:{om}" if sign else None

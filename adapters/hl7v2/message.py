@@ -32,8 +32,8 @@ class Value:
         self._d = delimiters  # None: a literal (MSH-1, MSH-2), never split or unescaped
         self._level = level
         self._pieces: list[str] | None = None  # raw children, split on first use (values are immutable)
-        self._parts: list[Value] | None = None
-        self._kids: dict[int, Value] | None = None  # children made one by one by __getitem__, by position
+        self._parts: list[Value] | None = None  # every child, once parts() made them
+        self._kids: list[Value | None] | None = None  # children by position, made one by one by __getitem__ (all by parts())
 
     def _separator(self) -> str | None:
         d = self._d
@@ -45,10 +45,11 @@ class Value:
         """The raw (undecoded) children, split once per Value; None for a leaf (a subcomponent or a literal)."""
         pieces = self._pieces
         if pieces is None:
-            sep = self._separator()
-            if sep is None:
+            d = self._d
+            level = self._level
+            if d is None or level >= SUBCOMPONENT:
                 return None
-            pieces = self._pieces = self.raw.split(sep)
+            pieces = self._pieces = self.raw.split(d.component if level == REPETITION else d.subcomponent)
         return pieces
 
     def parts(self) -> list[Value]:
@@ -65,29 +66,29 @@ class Value:
                 if kids is None:
                     parts = [Value(p, d, level) for p in pieces]
                 else:  # children already made keep their identity (and what they split)
-                    parts = [kids.get(i) or Value(p, d, level) for i, p in enumerate(pieces, 1)]
+                    parts = [kid or Value(p, d, level) for kid, p in zip(kids, pieces)]
+                self._kids = parts  # __getitem__ answers from it
             self._parts = parts
         return parts
 
     def __getitem__(self, index: int) -> Value:
+        kids = self._kids
+        if kids is not None and 0 < index <= len(kids):  # a mapping reads the same component again and again
+            kid = kids[index - 1]
+            if kid is None:
+                kid = kids[index - 1] = Value(self._pieces[index - 1], self._d, self._level + 1)  # type: ignore[index]
+            return kid
         pieces = self._pieces
         if pieces is None:
             pieces = self.pieces()
-        if pieces is None:
-            return self if index == 1 else Value("", self._d, SUBCOMPONENT)
+            if pieces is None:
+                return self if index == 1 else Value("", self._d, SUBCOMPONENT)
         if index < 1:
             raise IndexError("HL7 positions are 1-based")
-        parts = self._parts
-        if parts is not None and index <= len(parts):
-            return parts[index - 1]
         if index > len(pieces):
             return Value("", self._d, self._level + 1)
-        kids = self._kids
-        if kids is None:
-            kids = self._kids = {}
-        kid = kids.get(index)
-        if kid is None:  # a mapping reads the same component again and again (CX.4 for system and assigner)
-            kid = kids[index] = Value(pieces[index - 1], self._d, self._level + 1)
+        kids = self._kids = [None] * len(pieces)  # children made one by one, by position
+        kid = kids[index - 1] = Value(pieces[index - 1], self._d, self._level + 1)
         return kid
 
     @property
@@ -158,10 +159,11 @@ class Segment:
 
     def reps(self, field: int) -> list[Value]:
         """Each repetition of the field (empty list when the field is empty)."""
-        raw = self.raw(field)
+        fields = self.fields
+        raw = fields[field] if 0 < field < len(fields) else ""
         if not raw:
             return []
-        if self._literal(field):
+        if field <= 2 and fields[0] == "MSH":  # MSH-1, MSH-2: literals
             return [Value(raw, None)]
         d = self._d
         if d.repetition not in raw:
