@@ -6,8 +6,8 @@ resources and patients the response names) and storing it happen in the writer. 
 (the default) batches events from a bounded queue into one storage transaction about every second and
 is flushed at process exit (fewer, larger commits: on a 200,000-resource SQLite store an event costs
 0.43 ms of CPU in batches of 30 and 0.34 ms in batches of 1,000, and every commit empties the page
-cache of every other reading connection); a full queue makes requests wait rather than lose events. A test app
-(`TESTING`) writes inline, so the test client sees its event at once. `AUDIT_WRITER` = `background` |
+cache of every other reading connection); a full queue makes requests wait rather than lose events.
+A test app (`TESTING`) writes inline, so the test client sees its event at once. `AUDIT_WRITER` = `background` |
 `inline` overrides. A failed audit write never fails the request: it is logged, without PHI.
 
 AuditEvents are stored as ordinary resources, so `GET /fhir/AuditEvent?...` searches them; they are

@@ -73,12 +73,10 @@ def _decode_hex(hex_digits: str, codec: str) -> str:
         raw = bytes.fromhex(hex_digits)
     except ValueError:
         return ""
-    for candidate in (codec or "utf-8", "latin-1"):
-        try:
-            return raw.decode(candidate)
-        except UnicodeDecodeError:
-            continue
-    return ""  # unreachable: every byte string is Latin-1
+    try:
+        return raw.decode(codec or "utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")  # every byte string is Latin-1: nothing sent is dropped
 
 
 def escape(text: str, delimiters: Delimiters) -> str:

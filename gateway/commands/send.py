@@ -86,13 +86,14 @@ def send(paths: tuple[str, ...], target: str, timeout: float, retries: int, verb
             try:
                 message = parse(item.payload)
                 control, mode = message.get("MSH-10"), ack_mode(message)
+                answered, asked = mode.answered_when_accepted, mode.accept
             except HL7Error:
-                control, mode = "", None  # the receiver answers what it cannot parse (AR)
+                control, answered, asked = "", True, ""  # the receiver answers what it cannot parse (AR)
             try:
-                ack_bytes = client.send(item.payload, answered=mode is None or mode.answered_when_accepted)
+                ack_bytes = client.send(item.payload, answered=answered)
                 if ack_bytes is None:
                     unanswered[control] = item.where
-                    click.echo(f"{item.where}: {control or '-'} sent; MSH-15 {mode.accept} asks for no acknowledgment when accepted")
+                    click.echo(f"{item.where}: {control or '-'} sent; MSH-15 {asked} asks for no acknowledgment when accepted")
                     continue
                 while True:
                     try:
