@@ -4,7 +4,7 @@ Not a test. Starts the real `pulsebridge serve` on a fresh store (a SQLite file,
 postgresql://...`), then `--senders` threads each send over their own MLLP connection, one message
 at a time and waiting for its ACK. What they send is `--copies` copies of the corpus, each copy
 made new: every MSH-10 gets a suffix of its own (corpus files reuse control ids) and the PID-3
-identifiers a per-copy one, so every copy creates its own patients, visits and results instead
+identifiers a per-copy one (both with a tag of the run), so every copy creates its own patients, visits and results instead
 of being recognised as a resend; MSH-15/16 are cleared (original mode), so that every message,
 also one that asked for no acknowledgment (NE), is confirmed by its ACK once it is applied. Prints messages/s, the ACK codes, ACK latency p50/p99 and the resources
 in the store afterwards per second, beside the same run's baseline: parse + convert of the same
@@ -24,6 +24,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,15 +48,15 @@ def corpus_messages(folder: Path) -> list[bytes]:
     return messages
 
 
-def renewed(message: bytes, copy: int, number: int) -> bytes:
-    """The message as a new one in original acknowledgment mode: MSH-10 suffixed `-c<copy>-<number>`,
-    every PID-3 identifier value `-c<copy>`, MSH-15/MSH-16 emptied."""
+def renewed(message: bytes, copy: str, number: int) -> bytes:
+    """The message as a new one in original acknowledgment mode: MSH-10 suffixed `-<copy>-<number>`,
+    every PID-3 identifier value `-<copy>`, MSH-15/MSH-16 emptied."""
     text = message.replace(b"\r\n", b"\r").replace(b"\n", b"\r")
     sep = text[3:4]
     repetition = text[5:6] if len(text) > 5 else b"~"
     component = text[4:5] if len(text) > 4 else b"^"
-    suffix = f"-c{copy}".encode()
-    control_suffix = f"-c{copy}-{number}".encode()
+    suffix = f"-{copy}".encode()
+    control_suffix = f"-{copy}-{number}".encode()
     segments = text.split(b"\r")
     for i, segment in enumerate(segments):
         fields = segment.split(sep)
@@ -142,7 +143,8 @@ def main() -> None:
     scratch = tempfile.mkdtemp(prefix="pulsebridge-ingest-")
     db = args.db or f"sqlite:///{Path(scratch) / 'ingest.db'}"
     corpus = corpus_messages(args.corpus)
-    messages = [renewed(message, copy, number) for copy in range(args.copies) for number, message in enumerate(corpus)]
+    run = uuid.uuid4().hex[:6]  # a store kept from an earlier run must not see these as resends
+    messages = [renewed(message, f"{run}{copy}", number) for copy in range(args.copies) for number, message in enumerate(corpus)]
     baseline, made = convert_rate(messages[: len(corpus)])
     http_port, mllp_port = free_port(), free_port()
     os.environ["PULSEBRIDGE_AUDIT"] = args.audit

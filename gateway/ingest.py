@@ -48,7 +48,7 @@ from adapters.hl7v2.ack import AckMode, ack_bytes, ack_for_unparseable, ack_mode
 from adapters.hl7v2.errors import ApplicationError, DataTypeError
 from adapters.storage.base import BundleEntryRequest, Repository, StorageError
 from adapters.storage.dates import date_range
-from adapters.storage.engine import rewrite_references
+from adapters.storage.engine import retrying, rewrite_references
 from adapters.storage.messagelog import (
     APPLIED, DUPLICATE, ERROR, RECEIVED, REJECTED, LoggedMessage, open_message_log, utc_now,
 )
@@ -189,7 +189,7 @@ class Ingestor:
             return receipt.final
         message = receipt.message
         assert message is not None
-        application, facility, control_id = receipt.header
+        control_id = receipt.header[2]
         try:
             from mappers import convert_message
 
@@ -200,31 +200,10 @@ class Ingestor:
         except Exception as error:  # noqa: BLE001 - any mapping failure is this message's dead letter
             log.exception("mapping failed for message %s", receipt.message_id)
             return self._fail(receipt, ApplicationError(f"mapping failed: {type(error).__name__}: {error}"))
-        event = event_micros(message, self.settings.timezone)
+        event, mapped = event_micros(message, self.settings.timezone), requests
         try:
-            with self.log.unit() as unit:
-                self.log.lock_sender_key(unit, application, facility, control_id)
-                key = (application, facility, control_id, digest(receipt.raw))
-                original = self.log.find_applied(unit, key, other_than=receipt.message_id)
-                if original is not None:
-                    self.log.finish(unit, receipt.message_id, DUPLICATE, original.ack_code,
-                                    f"resend of message {original.id}", duplicate_of=original.id)
-                    self._audit(receipt, original.ack_code, note=f"resend of message {original.id}")
-                else:
-                    mapped = requests
-                    from gateway.identity import event_role, owns_visit, resolve as resolve_identity  # one person, one record
-
-                    owners = {"Patient": event_role(message) == "snapshot", "Encounter": owns_visit(message)}
-                    requests, clocks, notes = self._order_guard(unit, requests, event, owners=owners)
-
-                    requests, identity_notes = resolve_identity(
-                        requests, message, self.repository, self.settings.strong_identifiers, mapped=mapped
-                    )
-                    notes = [*notes, *identity_notes]
-                    results = self.repository.transaction(requests) if requests else []
-                    self.log.set_clocks(unit, clocks, receipt.message_id)
-                    self.log.finish(unit, receipt.message_id, APPLIED, "AA", "; ".join(notes))
-                    self._audit(receipt, "AA", resources=[r.url for r in requests if r.method == "PUT"])
+            # a unit rolled back by a concurrent one (PostgreSQL deadlock) runs again, not an AE
+            original, requests, results, notes = retrying(lambda: self._store(receipt, message, mapped, event))
         except HL7Error as error:
             return self._fail(receipt, error)
         except StorageError as error:
@@ -238,6 +217,35 @@ class Ingestor:
             receipt.accept_ack or ack_bytes(message, text="; ".join(notes)), ACCEPTED, control_id, None,
             receipt.message_id, "AA", tuple(notes), tuple(zip(requests, results)),
         )
+
+    def _store(
+        self, receipt: Receipt, message: Message, mapped: list[BundleEntryRequest], event: int | None,
+    ) -> tuple[LoggedMessage | None, list[BundleEntryRequest], list, list[str]]:
+        """One unit: the resend check, the event-order guard, identity, the resources, the log mark and the
+        audit event; (the original of a resend or None, the requests stored, their results, notes)."""
+        application, facility, control_id = receipt.header
+        with self.log.unit() as unit:
+            self.log.lock_sender_key(unit, application, facility, control_id)
+            key = (application, facility, control_id, digest(receipt.raw))
+            original = self.log.find_applied(unit, key, other_than=receipt.message_id)
+            if original is not None:
+                self.log.finish(unit, receipt.message_id, DUPLICATE, original.ack_code,
+                                f"resend of message {original.id}", duplicate_of=original.id)
+                self._audit(receipt, original.ack_code, note=f"resend of message {original.id}")
+                return original, [], [], []
+            from gateway.identity import event_role, owns_visit, resolve as resolve_identity  # one person, one record
+
+            owners = {"Patient": event_role(message) == "snapshot", "Encounter": owns_visit(message)}
+            requests, clocks, notes = self._order_guard(unit, mapped, event, owners=owners)
+            requests, identity_notes = resolve_identity(
+                requests, message, self.repository, self.settings.strong_identifiers, mapped=mapped
+            )
+            notes = [*notes, *identity_notes]
+            results = self.repository.transaction(requests) if requests else []
+            self.log.set_clocks(unit, clocks, receipt.message_id)
+            self.log.finish(unit, receipt.message_id, APPLIED, "AA", "; ".join(notes))
+            self._audit(receipt, "AA", resources=[r.url for r in requests if r.method == "PUT"])
+            return None, requests, results, notes
 
     def _order_guard(
         self, unit: Any, requests: list[BundleEntryRequest], event: int | None, *, owners: dict[str, bool] | None = None

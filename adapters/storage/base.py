@@ -48,6 +48,14 @@ class InvalidSearch(StorageError):
     issue_code = "invalid"
 
 
+class TransientConflict(StorageError):
+    """A concurrent transaction got in the way (PostgreSQL deadlock_detected 40P01, serialization_failure
+    40001); the database rolled the whole unit back, so running it again is safe and usually succeeds."""
+
+    http_status = 503
+    issue_code = "transient"
+
+
 class InvalidResource(StorageError):
     """A write the store cannot accept as given: no resourceType, update without id (R4 http.html#update: 400)."""
 

@@ -11,13 +11,15 @@ keeps resent HL7 messages from growing the history.
 from __future__ import annotations
 
 import gc
+import random
+import time
 import uuid
 from abc import abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
 from functools import lru_cache
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 from urllib.parse import parse_qsl
 
 import orjson
@@ -29,6 +31,7 @@ from adapters.storage.base import (
     NotFound,
     PreconditionFailed,
     Repository,
+    TransientConflict,
     VersionConflict,
     WriteOutcome,
     Version,
@@ -37,6 +40,8 @@ from adapters.storage.dates import format_instant, now_micros, to_datetime
 from adapters.storage.indexing import IndexRows, index_resource
 from adapters.storage.projection import project
 from adapters.storage.query import SearchQuery, SearchResult, parse_search
+
+T = TypeVar("T")
 
 # Processing order of transaction entries (R4 bundle.html#transaction-processing).
 _ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2, "GET": 3, "HEAD": 3}
@@ -85,6 +90,20 @@ def _collector_paused(pause: bool) -> Iterator[None]:
         yield
     finally:
         gc.enable()
+
+
+def retrying(unit_of_work: Callable[[], T], attempts: int = 4) -> T:
+    """Run a function that opens its own unit again when a concurrent transaction got in its way
+    (TransientConflict: the database rolled it back whole), after a short random pause; a unit
+    joined by a caller's enclosing unit never sees the conflict here, its owner does."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return unit_of_work()
+        except TransientConflict:
+            if attempt == attempts:
+                raise
+            time.sleep(random.uniform(0.005, 0.02) * attempt)
+    raise AssertionError("unreachable")
 
 
 def new_id() -> str:
@@ -257,6 +276,9 @@ class VersionedStore(Repository):
             return self._search(uow, query)
 
     def transaction(self, entries: list[BundleEntryRequest]) -> list[WriteOutcome | Version | SearchResult | None]:
+        return retrying(lambda: self._transaction_unit(entries))
+
+    def _transaction_unit(self, entries: list[BundleEntryRequest]) -> list[WriteOutcome | Version | SearchResult | None]:
         with _collector_paused(len(entries) >= BULK_ENTRIES), self.unit(True) as uow:
             return self._transaction(uow, entries)
 

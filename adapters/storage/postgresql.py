@@ -21,7 +21,7 @@ import psycopg
 from psycopg import sql as pgsql
 from psycopg.types.json import set_json_loads
 
-from adapters.storage.base import Version
+from adapters.storage.base import TransientConflict, Version
 from adapters.storage.sql import SqlStore, SqlUnit, migration_files
 
 _RID_BATCH = 1000
@@ -92,6 +92,8 @@ class PostgreSQLRepository(SqlStore):
                 unit = self._local.unit = SqlUnit(self, conn, write)
                 yield unit
                 unit.flush()
+        except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure) as error:
+            raise TransientConflict(f"a concurrent transaction got in the way ({error.sqlstate}); the unit was rolled back") from None
         finally:
             self._local.unit = None
         if unit.written:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -16,6 +17,7 @@ from adapters.storage.base import (
     PreconditionFailed,
     Repository,
     SearchResult,
+    TransientConflict,
     VersionConflict,
     WriteOutcome,
 )
@@ -507,3 +509,38 @@ def test_a_read_unit_sees_one_snapshot(repo: Repository, samples: dict) -> None:
         assert not writer.is_alive(), "a write must not wait for a reader"
         assert uow.search(query)[0] == before
     assert repo.search(query).total == before + 1
+
+
+def test_a_transaction_caught_in_a_deadlock_runs_again(repo: Repository, samples: dict) -> None:
+    """PostgreSQL aborts one of two transactions that wait on each other's rows (40P01). A
+    `transaction()` that owns its unit runs again and succeeds; a unit someone else opened gets a
+    TransientConflict (503) to handle, never a bare driver error."""
+    if type(repo).__name__ != "PostgreSQLRepository":
+        pytest.skip("only PostgreSQL locks rows: SQLite has one writer, the in-memory double one lock")
+    patient, organization = {**samples["patient_mueller"], "id": "pat-deadlock"}, samples["org_charite"]
+    repo.update(patient)
+    repo.update(organization)
+    patient_locked = threading.Barrier(2, timeout=10)
+    holder_outcome: list[str] = []
+
+    def holder() -> None:  # holds the Patient, then wants the Organization the Bundle holds
+        try:
+            with repo.unit(True) as uow:  # type: ignore[attr-defined]
+                uow.current("Patient", patient["id"])
+                patient_locked.wait()
+                time.sleep(0.3)  # the Bundle locks the Organization and waits for the Patient
+                repo.update({**organization, "name": "held"})
+            holder_outcome.append("committed")
+        except TransientConflict:
+            holder_outcome.append("rolled back")
+
+    thread = threading.Thread(target=holder)
+    thread.start()
+    patient_locked.wait()
+    results = repo.transaction([  # locks Organization, then Patient (sorted), in its own unit
+        BundleEntryRequest("PUT", f"Organization/{organization['id']}", {**organization, "name": "bundle"}),
+        BundleEntryRequest("PUT", f"Patient/{patient['id']}", {**patient, "gender": "other"}),
+    ])
+    thread.join(10)
+    assert len(results) == 2 and holder_outcome in (["committed"], ["rolled back"])
+    assert repo.read("Patient", patient["id"]).resource["gender"] == "other"
