@@ -46,6 +46,10 @@ class PostgreSQLRepository(SqlStore):
         if conn is None or conn.closed:
             conn = psycopg.connect(self.url, autocommit=True)
             set_json_loads(orjson.loads, conn)
+            # psycopg prepares a statement run 5 times; PostgreSQL then plans it once for any values, and
+            # a search's plan depends on them (one patient's rows, or all): such a generic plan made
+            # Observation?patient=&code=&date= take ~900 ms instead of ~15 ms. Plan for the values given.
+            conn.execute("SET plan_cache_mode = force_custom_plan")
             if self.schema:
                 conn.execute(pgsql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(pgsql.Identifier(self.schema)))
                 conn.execute(pgsql.SQL("SET search_path TO {}").format(pgsql.Identifier(self.schema)))
