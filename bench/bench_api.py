@@ -19,6 +19,7 @@ import os
 import random
 import shutil
 import socket
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -162,6 +163,19 @@ def analyze(db: str) -> None:
 # --- server -----------------------------------------------------------------------------------
 
 
+def stored_resources(db: str) -> int | None:
+    """Current resources in the store (SQLite and PostgreSQL), None when it cannot be counted."""
+    if db.startswith("sqlite:///"):
+        with sqlite3.connect(db.removeprefix("sqlite:///")) as conn:
+            return conn.execute("SELECT count(*) FROM resources WHERE deleted = 0").fetchone()[0]
+    if db.startswith("postgresql://"):
+        import psycopg
+
+        with psycopg.connect(db) as conn:
+            return conn.execute("SELECT count(*) FROM resources WHERE deleted = 0").fetchone()[0]
+    return None
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -279,7 +293,7 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per scenario")
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--workers", type=int, help="server worker processes (default: one per core)")
-    parser.add_argument("--reuse", action="store_true", help="keep an already loaded SQLite file")
+    parser.add_argument("--reuse", action="store_true", help="keep an already loaded store (SQLite file or PostgreSQL)")
     parser.add_argument("--generator", choices=("auto", "wrk", "python"), default="auto")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--analyze", action="store_true", help="run ANALYZE on the store before serving (planner statistics)")
@@ -292,7 +306,9 @@ def main() -> None:
         for suffix in ("", "-wal", "-shm"):
             Path(db.removeprefix("sqlite:///") + suffix).unlink(missing_ok=True)
     ingest = None
-    if not (args.reuse and db.startswith("sqlite:///") and Path(db.removeprefix("sqlite:///")).exists()):
+    wanted = args.patients * args.per_patient
+    if not (args.reuse and (not db.startswith("sqlite:///") or Path(db.removeprefix("sqlite:///")).exists())
+            and (stored_resources(db) or 0) >= wanted):
         print(f"loading {args.patients} patients x {args.per_patient} resources into {db}", file=sys.stderr)
         ingest = load(db, args.patients, args.per_patient)
         print(f"  ingest: {ingest}", file=sys.stderr)

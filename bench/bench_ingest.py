@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import os
 import queue
-import sqlite3
 import statistics
 import sys
 import tempfile
@@ -34,7 +33,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from adapters.hl7v2 import parse  # noqa: E402
 from adapters.hl7v2.batch import split_messages  # noqa: E402
 from adapters.hl7v2.mllp_client import MLLPClient  # noqa: E402
-from bench_api import free_port, start_server  # noqa: E402
+from bench_api import free_port, start_server, stored_resources  # noqa: E402
 from mappers import convert_message  # noqa: E402
 
 DEFAULT_CORPUS = ROOT.parent / "shared" / "corpus" / "ms-fhir-converter" / "hl7v2"
@@ -84,19 +83,6 @@ def convert_rate(messages: list[bytes]) -> tuple[float, int]:
         bundle, _ = convert_message(parse(message))
         made += len(bundle.get("entry", ()))
     return len(messages) / (time.process_time() - started), made
-
-
-def stored_resources(db: str) -> int | None:
-    """Current resources in the store (SQLite and PostgreSQL), None when it cannot be counted."""
-    if db.startswith("sqlite:///"):
-        with sqlite3.connect(db.removeprefix("sqlite:///")) as conn:
-            return conn.execute("SELECT count(*) FROM resources WHERE deleted = 0").fetchone()[0]
-    if db.startswith("postgresql://"):
-        import psycopg
-
-        with psycopg.connect(db) as conn:
-            return conn.execute("SELECT count(*) FROM resources WHERE deleted = 0").fetchone()[0]
-    return None
 
 
 def send_all(port: int, messages: list[bytes], senders: int) -> tuple[float, list[float], dict[str, int]]:
