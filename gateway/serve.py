@@ -117,6 +117,16 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
 
 
+WORKER_SWITCH_INTERVAL = 0.001  # seconds a thread may keep the GIL while another waits (CPython: 5 ms)
+
+
+def _short_gil_turns(_worker: Any) -> None:
+    """In each worker, threads take turns at the GIL every millisecond: the audit trail's writer thread
+    runs CPU-bound batches, and a request thread waiting behind it at each of its I/O boundaries
+    would otherwise wait up to 5 ms every time (p99 45-114 ms with the trail on, at 2 connections)."""
+    sys.setswitchinterval(WORKER_SWITCH_INTERVAL)
+
+
 def run(options: ServeOptions) -> None:
     """Serve until SIGTERM/SIGINT: gunicorn gthread workers (keep-alive), services in the master."""
     from gunicorn.app.base import BaseApplication
@@ -150,6 +160,7 @@ def run(options: ServeOptions) -> None:
         "preload_app": False,
         "when_ready": when_ready,
         "on_exit": on_exit,
+        "post_worker_init": _short_gil_turns,
     }
 
     class Gateway(BaseApplication):
