@@ -4,6 +4,9 @@ Not a test. Loads ~1,000 patients and ~200,000 resources through Repository.tran
 ingest path), starts the real `pulsebridge serve` process, and drives it with `wrk` when
 installed (Debian package `wrk`) or else with a keep-alive multi-threaded Python client. A
 trivial endpoint on the same server (/healthz) is measured in the same run as the baseline.
+Beside requests/s, each scenario gives the CPU seconds the server's process tree spent per request
+(Linux /proc; a PostgreSQL server's own processes are not counted): on a shared machine other work
+moves requests/s by 2-3x between runs, CPU per request far less.
 
     /work/venv/bin/python bench/bench_api.py                       # SQLite, fresh data
     /work/venv/bin/python bench/bench_api.py --db postgresql://127.0.0.1:5432/test
@@ -13,6 +16,7 @@ trivial endpoint on the same server (/healthz) is measured in the same run as th
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import json
 import os
@@ -60,10 +64,41 @@ class Measurement:
     errors: int
     p50_ms: float
     p99_ms: float
+    server_cpu_ms: float | None = None  # CPU of the server's process tree per request (Linux /proc)
 
     @property
     def per_second(self) -> float:
         return self.requests / self.seconds if self.seconds else 0.0
+
+
+def process_tree(pid: int) -> list[int]:
+    """`pid` and its descendants (gunicorn master, workers, the services process), from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = entry.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(entry.parent.name))
+    found, pending = [], [pid]
+    while pending:
+        current = pending.pop()
+        found.append(current)
+        pending += children.get(current, [])
+    return found
+
+
+def cpu_seconds(pids: list[int]) -> float | None:
+    """User + system CPU seconds used so far by these processes; None without /proc."""
+    total = 0
+    try:
+        for pid in pids:
+            with contextlib.suppress(FileNotFoundError):
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                total += int(fields[11]) + int(fields[12])  # utime, stime (proc(5)), in clock ticks
+    except OSError:
+        return None
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 # --- data -------------------------------------------------------------------------------------
@@ -325,7 +360,14 @@ def main() -> None:
         try:
             for scenario, paths in scenarios(args.patients, args.per_patient, random.Random(7)).items():
                 generator(port, scenario, paths, args.connections, 1.0)  # warm-up: caches, connections
-                results.append(replace(generator(port, scenario, paths, args.connections, args.duration), scenario=scenario + label))
+                time.sleep(1.5)  # the audit writer's last batch of the warm-up is stored
+                tree = process_tree(server.pid)
+                before = cpu_seconds(tree)
+                measured = generator(port, scenario, paths, args.connections, args.duration)
+                time.sleep(1.5)  # ... and this scenario's, so its cost counts here
+                after = cpu_seconds(tree)
+                used = None if before is None or after is None or not measured.requests else 1000 * (after - before) / measured.requests
+                results.append(replace(measured, scenario=scenario + label, server_cpu_ms=used))
                 print(f"  {results[-1].scenario}: {results[-1].per_second:,.0f}/s", file=sys.stderr)
         finally:
             server.terminate()
@@ -337,9 +379,12 @@ def main() -> None:
           f"audit {args.audit}")
     if ingest:
         print(f"store ingest: {ingest['resources']:,} resources in {ingest['seconds']} s = {ingest['resources_per_second']:,}/s")
-    print("\n| scenario | requests/s | vs baseline | p50 ms | p99 ms | errors |\n|---|---:|---:|---:|---:|---:|")
+    print("\n| scenario | requests/s | vs baseline | p50 ms | p99 ms | errors | server CPU ms/request |\n"
+          "|---|---:|---:|---:|---:|---:|---:|")
     for item in results:
-        print(f"| {item.scenario} | {item.per_second:,.0f} | {item.per_second / baseline:.2f} | {item.p50_ms:.2f} | {item.p99_ms:.2f} | {item.errors} |")
+        cpu = "-" if item.server_cpu_ms is None else f"{item.server_cpu_ms:.2f}"
+        print(f"| {item.scenario} | {item.per_second:,.0f} | {item.per_second / baseline:.2f} | {item.p50_ms:.2f} | "
+              f"{item.p99_ms:.2f} | {item.errors} | {cpu} |")
     if args.json:
         payload = {"db": db.split("://")[0], "generator": "wrk" if use_wrk else "python", "ingest": ingest,
                    "results": [{**asdict(item), "per_second": round(item.per_second)} for item in results]}
