@@ -275,14 +275,16 @@ def compile_map(m: Map, specs: Specs) -> Callable[[Context, dict[str, Any]], Any
     env: dict[str, Any] = {"DataTypeError": DataTypeError, "_locate": _locate, "isinstance": isinstance, "M": m,
                            "unescape": unescape,
                            "_component_text": _component_text, "Context": Context, "compile_map": compile_map,
-                           "add_resource": add_resource, "merge": merge, "_zoned_time": _zoned_time, "_translate": _translate, "_convert_map": _convert_map}
+                           "add_resource": add_resource, "merge": merge, "_zoned_time": _zoned_time, "_translate": _translate,
+                           "_convert_map": _convert_map}
     lines = ["def run(ctx, out):", "    scalar = None"]
     if any(row.part >= 0 for row in m.rows) or any(_inline_condition(row.when) for row in m.rows if row.when is not None):
         # the value's components as sent (raw strings), split once; Values are made only for rows that need them
         lines += ["    whole = ctx.value", *("    " + line for line in _SPLIT_LINES), "    nparts = len(pieces)"]
     own_rows = m.is_segment and any(r.source is not None and r.source.segment == m.datatype for r in m.rows)
     own = m.datatype if m.is_segment else None
-    if own_rows or (own is not None and any(_inline_condition(row.when, own=own) for row in m.rows if row.when is not None)):  # a row reading an empty field of the map's own segment is skipped before anything else
+    own_conditions = own is not None and any(_inline_condition(row.when, own=own) for row in m.rows if row.when is not None)
+    if own_rows or own_conditions:  # a row reading an empty field of the map's own segment is skipped before anything else
         lines += ["    seg = ctx.segment", f"    fields = seg.fields if seg is not None and seg.fields[0] == {m.datatype!r} else None",
                   "    nfields = len(fields) if fields is not None else 0",
                   "    place = ctx.place", "    preps = place.reps if fields is not None and place is not None else None"]
