@@ -159,10 +159,8 @@ def rest_event(
         entities.append(_query_entity(resource_type, parameter_names))
     if operation:
         entities.append({"type": SYSTEM_OBJECT, "role": QUERY_ROLE, "description": f"${operation}"})
-    return _event(
-        REST_TYPE, subtype, INTERACTION_ACTION.get(interaction, "E"), recorded, http_outcome(status),
-        issue_description(status, outcome_issues) if status >= 400 else None, _agents(requester), entities,
-    )
+    return _request_event(REST_TYPE, subtype, INTERACTION_ACTION.get(interaction, "E"), recorded, requester, status,
+                          outcome_issues, entities)
 
 
 def admin_event(
@@ -172,10 +170,7 @@ def admin_event(
     """An IT administration request on the message log: Query (list), Patient Record (a message's text shown), Import (replay)."""
     event_type = {"R": PATIENT_RECORD_TYPE, "C": IMPORT_TYPE}.get(action, QUERY_TYPE) if message_id is not None else QUERY_TYPE
     entities = [_message_entity(message_id)] if message_id is not None else []
-    return _event(
-        event_type, [], action, recorded, http_outcome(status),
-        issue_description(status, outcome_issues) if status >= 400 else None, _agents(requester), entities,
-    )
+    return _request_event(event_type, [], action, recorded, requester, status, outcome_issues, entities)
 
 
 def ingest_event(
@@ -224,6 +219,15 @@ def _event(
     if entities:
         event["entity"] = entities
     return event
+
+
+def _request_event(
+    event_type: dict, subtype: list[dict], action: str, recorded: datetime, requester: Requester, status: int,
+    outcome_issues: Iterable[dict], entities: list[dict],
+) -> dict:
+    """An event of one HTTP request: outcome and outcomeDesc from its status and OperationOutcome issues."""
+    description = issue_description(status, outcome_issues) if status >= 400 else None
+    return _event(event_type, subtype, action, recorded, http_outcome(status), description, _agents(requester), entities)
 
 
 def _instant(moment: datetime) -> str:
