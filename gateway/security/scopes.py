@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from urllib.parse import parse_qsl
 
 CONTEXTS = ("patient", "user", "system")
@@ -66,6 +67,7 @@ def parse_scope(text: str) -> Scope | None:
     return Scope(text, context, resource_type, frozenset(letters), restrictions)
 
 
+@lru_cache(maxsize=256)  # read twice per request (the access check, then the Guard) and the same for every request of a token
 def parse_scopes(text: str) -> tuple[Scope, ...]:
     """Every resource scope in a space-separated `scope` claim (RFC 6749 section 3.3); malformed ones raise ScopeError."""
     found = (parse_scope(item) for item in text.split())
