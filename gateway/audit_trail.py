@@ -1,14 +1,15 @@
 """The audit trail: one AuditEvent per FHIR, admin and HL7 v2 request or message (FHIR R4 auditevent.html, IHE BALP).
 
-`install(app)` adds an after_request hook. In the request thread it only captures facts (the caller,
-the route, the status, the document sent) and hands them to a writer; building the AuditEvent (which
-resources and patients the response names) and storing it happen in the writer. The background writer
-(the default) batches events from a bounded queue into one storage transaction about every second and
-is flushed at process exit (fewer, larger commits: on a 200,000-resource SQLite store an event costs
-0.43 ms of CPU in batches of 30 and 0.34 ms in batches of 1,000, and every commit empties the page
-cache of every other reading connection); a full queue makes requests wait rather than lose events.
-A test app (`TESTING`) writes inline, so the test client sees its event at once. `AUDIT_WRITER` = `background` |
-`inline` overrides. A failed audit write never fails the request: it is logged, without PHI.
+`install(app)` adds an after_request hook that captures the facts of each request (the caller, the
+route, the status, the document sent) and hands them to the app's writer:
+- under `pulsebridge serve`, a `SocketWriter` (gateway.audit_sink) builds the event in the request
+  thread and sends it to the sink process, which stores the events of every worker, so no worker
+  thread competes with the request threads for the GIL;
+- elsewhere, `BackgroundWriter` (the default) builds and stores events in a thread of the process,
+  from a bounded queue, in one storage transaction about every second, flushed at process exit;
+- a test app (`TESTING`) writes inline, so the test client sees its event at once.
+`AUDIT_WRITER` = `background` | `inline` overrides. A full queue or socket makes requests wait rather
+than lose events. A failed audit write never fails the request: it is logged, without PHI.
 
 AuditEvents are stored as ordinary resources, so `GET /fhir/AuditEvent?...` searches them; they are
 written through the repository, never through HTTP, so reading the trail records one event per read
@@ -88,10 +89,19 @@ def install(app: Flask) -> None:
     if not audit_enabled(app):
         return
     repository: Repository = app.extensions[STORE_KEY]
-    mode = app.config.get("AUDIT_WRITER") or ("inline" if app.testing else "background")
-    audit_writer: AuditWriter = BackgroundWriter(repository) if mode == "background" else InlineWriter(repository)
+    sink = app.config.get("AUDIT_SINK")  # `pulsebridge serve`: the address of its audit sink process
+    mode = app.config.get("AUDIT_WRITER") or ("inline" if app.testing else "sink" if sink else "background")
+    audit_writer: AuditWriter
+    if mode == "sink":
+        from gateway.audit_sink import SocketWriter
+
+        audit_writer = SocketWriter(repository, sink)
+    elif mode == "background":
+        audit_writer = BackgroundWriter(repository)
+    else:
+        audit_writer = InlineWriter(repository)
     app.extensions[AUDIT_KEY] = audit_writer
-    if isinstance(audit_writer, BackgroundWriter):
+    if not isinstance(audit_writer, InlineWriter):
         atexit.register(audit_writer.flush)
 
     def after_request(response: Response) -> Response:
@@ -299,14 +309,18 @@ class AuditWriter(ABC):
         """Wait until everything submitted is stored."""
 
     def _write(self, captures: list[Capture]) -> None:
-        events = []
-        for capture in captures:
-            try:
-                events.append(build_event(capture))
-            except Exception as error:  # noqa: BLE001
-                log.error("audit event for %s %s could not be built (%s)", capture.method, capture.endpoint, type(error).__name__)
+        events = [event for event in map(event_of, captures) if event is not None]
         if events:
             store_events(self.repository, events)
+
+
+def event_of(capture: Capture) -> dict | None:
+    """`build_event`, or None when it fails, logged without PHI: the trail never fails a request."""
+    try:
+        return build_event(capture)
+    except Exception as error:  # noqa: BLE001
+        log.error("audit event for %s %s could not be built (%s)", capture.method, capture.endpoint, type(error).__name__)
+        return None
 
 
 class InlineWriter(AuditWriter):

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any, Callable
 if TYPE_CHECKING:
     from flask import Flask
 
+    from gateway.audit_sink import AuditSink
+
 DEFAULT_HTTP = "127.0.0.1:8080"
 
 # A service starts in the gunicorn master once it is ready, and returns the function that stops it.
@@ -121,10 +123,22 @@ WORKER_SWITCH_INTERVAL = 0.001  # seconds a thread may keep the GIL while anothe
 
 
 def _short_gil_turns(_worker: Any) -> None:
-    """In each worker, threads take turns at the GIL every millisecond: the audit trail's writer thread
-    runs CPU-bound batches, and a request thread waiting behind it at each of its I/O boundaries
-    would otherwise wait up to 5 ms every time (p99 45-114 ms with the trail on, at 2 connections)."""
+    """In each worker, threads take turns at the GIL every millisecond: a request thread waiting behind
+    another at each of its I/O boundaries would otherwise wait up to 5 ms every time."""
     sys.setswitchinterval(WORKER_SWITCH_INTERVAL)
+
+
+def _audit_sink(options: ServeOptions) -> AuditSink | None:
+    """Start the audit sink process when the trail is on, and hand its address to the workers' apps."""
+    from gateway.audit_sink import AuditSink
+    from gateway.settings import Settings
+
+    if not Settings.from_env().overriding(options.settings).audit:
+        return None
+    sink = AuditSink(options.db)
+    sink.start()
+    options.settings = {**options.settings, "AUDIT_SINK": sink.address}
+    return sink
 
 
 def run(options: ServeOptions) -> None:
@@ -136,6 +150,7 @@ def run(options: ServeOptions) -> None:
         task(options)
     workers, threads = worker_count(options)
     stops: list[Callable[[], None]] = []
+    sink = _audit_sink(options)
 
     def when_ready(_server: Any) -> None:
         stops.extend(service(options) for service in options.services)
@@ -143,6 +158,8 @@ def run(options: ServeOptions) -> None:
     def on_exit(_server: Any) -> None:
         for stop in reversed(stops):
             stop()
+        if sink is not None:
+            sink.stop()  # after the workers: it stores what they sent, then ends
 
     settings = {
         "bind": [options.http],

@@ -1,0 +1,99 @@
+"""The audit sink process under `pulsebridge serve`: every event the workers put is stored, whatever stops the server."""
+from __future__ import annotations
+
+import http.client
+import logging
+import multiprocessing
+import os
+import signal
+import socket
+import subprocess
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from adapters.storage import open_repository
+from adapters.storage.query import parse_search
+from adapters.storage.memory import MemoryRepository
+from conformance.audit import Requester
+from gateway.audit_sink import AuditSink, SocketWriter
+from gateway.audit_trail import Capture
+from tests.gateway.served_gateway import ServedGateway
+
+
+def _capture(n: int) -> Capture:
+    """What a worker's request thread hands over for `GET Patient/p{n}` by user-{n}."""
+    return Capture("fhir", "fhir.read", "GET", {"resource_type": "Patient", "resource_id": f"p{n}"}, (), 200,
+                   {"resourceType": "Patient", "id": f"p{n}"}, datetime.now(timezone.utc),
+                   Requester(f"user-{n}", "bench-app", "127.0.0.1", None, None))
+
+
+def _produce(address: str, first: int, count: int) -> None:
+    writer = SocketWriter(MemoryRepository(), address)
+    for n in range(first, first + count):
+        writer.submit(_capture(n))
+    writer.flush()
+
+
+def _count(db: str, *pairs: tuple[str, str]) -> int:
+    """How many stored AuditEvents match (`total` of the search)."""
+    repository = open_repository(db)
+    try:
+        total = repository.search(parse_search("AuditEvent", [*pairs, ("_count", "1")])).total
+    finally:
+        repository.close()
+    assert total is not None
+    return total
+
+
+def test_the_sink_stores_every_event_of_several_workers(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'sink.db'}"
+    open_repository(db).close()
+    sink = AuditSink(db, interval=0.2)
+    sink.start()
+    try:
+        with socket.socket(socket.AF_UNIX) as dying:  # a worker killed halfway through sending an event
+            dying.connect(sink.address)
+            dying.sendall(b"\x00\x00\x10\x00{\"resourceType\"")
+        producers = [multiprocessing.get_context("fork").Process(target=_produce, args=(sink.address, 1000 * k, 400))
+                     for k in range(3)]
+        for producer in producers:
+            producer.start()
+        for producer in producers:
+            producer.join(60)
+            assert producer.exitcode == 0
+    finally:
+        sink.stop()
+    assert sink.process is not None and sink.process.returncode == 0
+    assert not os.path.exists(sink.address)
+    assert _count(db, ("subtype", "read")) == 1200
+    assert all(_count(db, ("altid", f"user-{n}"), ("patient", f"Patient/p{n}")) == 1 for n in (0, 399, 1000, 1399, 2000, 2399))
+
+
+def test_a_worker_whose_sink_is_gone_answers_and_logs_the_loss(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    writer = SocketWriter(MemoryRepository(), str(tmp_path / "no-such.sock"))
+    with caplog.at_level(logging.ERROR, logger="gateway.audit_sink"):
+        writer.submit(_capture(7))
+    assert [record.getMessage() for record in caplog.records] == [
+        "audit event lost: GET fhir.read (audit sink unreachable: FileNotFoundError)"]
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "service-stop"])
+def test_a_served_trail_survives_a_stop_sent_to_the_whole_process_group(tmp_path: Path, stop_signal: int) -> None:
+    """Ctrl-C or a service manager signals the master, the workers and the sink at once: the sink must outlive the workers."""
+    server = ServedGateway(tmp_path, "--workers", "2")
+    try:
+        sink = subprocess.run(["pgrep", "-f", "-g", str(server.process.pid), "gateway.audit_sink"], capture_output=True, text=True)
+        assert sink.stdout.split(), "no audit sink process beside the workers"
+        connections = [http.client.HTTPConnection("127.0.0.1", server.http, timeout=10) for _ in range(4)]
+        for n in range(120):
+            connection = connections[n % 4]
+            connection.request("GET", f"/fhir/Patient/nobody-{n}")
+            assert connection.getresponse().read()
+        for connection in connections:
+            connection.close()
+    finally:
+        os.killpg(server.process.pid, stop_signal)
+        server.process.wait(timeout=90)
+    assert _count(server.db, ("subtype", "read"), ("outcome", "4")) == 120
