@@ -98,6 +98,7 @@ class MessageState:
     scope: dict[tuple[int, str], SegmentPlace | None] = field(default_factory=dict)  # segment_in_scope cache
     ids: dict[str, str] = field(default_factory=dict)  # id name -> deterministic id (a practitioner recurs)
     times: dict[tuple[Callable[..., Any], str], Any] = field(default_factory=dict)  # _zoned_time results
+    locations: dict[tuple[str | None, ...], str] = field(default_factory=dict)  # functions.location_hierarchy: a level -> its reference
 
 
 class Context:
