@@ -177,6 +177,8 @@ def _nearest(candidates: list[Any], path: Path, index: int) -> Any:
     """Scope rule: innermost group level first; at a level, the latest before index, else the first after."""
     if not candidates:
         return None
+    if len(candidates) == 1:  # it is hit at some level (the outermost at the latest), whatever its index
+        return candidates[0]
     for depth in range(len(path), -1, -1):
         prefix = path[:depth]
         hits = [c for c in candidates if c.path[:depth] == prefix]
