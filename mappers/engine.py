@@ -89,6 +89,7 @@ class MessageState:
     facility: str
     zone: tzinfo  # where v2 times sent without an offset were taken (primitives.ZONED)
     places: list[SegmentPlace] = field(default_factory=list)
+    places_by_id: dict[str, list[SegmentPlace]] = field(default_factory=dict)  # segment id -> its places, in order
     records: list[Record] = field(default_factory=list)
     made: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)  # datatype-made resources
     group_names: dict[int, str] = field(default_factory=dict)  # group instance id -> group name
@@ -97,6 +98,7 @@ class MessageState:
     scope: dict[tuple[int, str], SegmentPlace | None] = field(default_factory=dict)  # segment_in_scope cache
     ids: dict[str, str] = field(default_factory=dict)  # id name -> deterministic id (a practitioner recurs)
     times: dict[tuple[Callable[..., Any], str], Any] = field(default_factory=dict)  # _zoned_time results
+    locations: dict[tuple[str | None, ...], str] = field(default_factory=dict)  # functions.location_hierarchy: a level -> its reference
 
 
 class Context:
@@ -156,8 +158,8 @@ class Context:
             return cache[key]
         path, index = place.path, place.index
         before = after = None
-        for p in self.state.places:
-            if p.segment.fields[0] != segment_id or path[: len(p.path)] != p.path:
+        for p in self.state.places_by_id.get(segment_id, ()):
+            if path[: len(p.path)] != p.path:
                 continue
             if p.index <= index:
                 before = p
@@ -175,6 +177,8 @@ def _nearest(candidates: list[Any], path: Path, index: int) -> Any:
     """Scope rule: innermost group level first; at a level, the latest before index, else the first after."""
     if not candidates:
         return None
+    if len(candidates) == 1:  # it is hit at some level (the outermost at the latest), whatever its index
+        return candidates[0]
     for depth in range(len(path), -1, -1):
         prefix = path[:depth]
         hits = [c for c in candidates if c.path[:depth] == prefix]
@@ -729,7 +733,13 @@ def _place_segments(state: MessageState) -> None:
                 state.group_names[counter] = group.name
                 del stack[1:]
                 stack.append([group, counter, pos])
-        state.places.append(SegmentPlace(seg, tuple(f[1] for f in stack[1:]), index))
+        place = SegmentPlace(seg, tuple(f[1] for f in stack[1:]), index)
+        state.places.append(place)
+        by_id = state.places_by_id.get(seg.fields[0])
+        if by_id is None:
+            state.places_by_id[seg.fields[0]] = [place]
+        else:
+            by_id.append(place)
 
 
 def convert_message(
@@ -902,9 +912,11 @@ def _finish(state: MessageState) -> dict[str, Any]:
         else:
             resources[key] = made
             pruned.add(key)
-    everything = [f"{t}/{i}" for (t, i) in resources]
+    everything: list[str] | None = None
     for record in records:
         if record.map.target_all:
+            if everything is None:
+                everything = [f"{t}/{i}" for (t, i) in resources]
             res = resources[(record.map.resource or "Basic", record.id or "")]
             own = f"{res['resourceType']}/{res['id']}"
             res["target"] = [{"reference": r} for r in everything if r != own]

@@ -162,43 +162,52 @@ def location_hierarchy(ctx: Context, value: Value | None, args: dict[str, Any]) 
     """PL -> Locations, most specific first, each partOf the next valued level (IG PL[Location]).
 
     args.levels lists [component, physicalType code]; returns a Reference to the most specific.
+    A level a message names again (the facility of every PL, a PV1-3 bed again in PV1-6) is made
+    once per conversion (MessageState.locations): the same body would add nothing to its Location.
     """
     from mappers.engine import add_resource  # late import: the engine imports this module
 
     if value is None:
         return None
-    levels = [(int(c), t) for c, t in args["levels"]]
-    present = [(c, t) for c, t in levels if value[c].text.strip()]
+    present = []
+    for comp, physical in args["levels"]:
+        part = value[int(comp)]
+        name = part.text.strip()  # PL components are HD: the first subcomponent names the level
+        if name:
+            present.append((part, name, physical))
     if not present:
         return None
     state = ctx.state
+    made = state.locations
     system = _location_system(state.facility)
     parent_ref: dict[str, str] | None = None
-    chain_names: list[str] = []
+    chain = ""
     most_specific = present[0][0]
-    for comp, physical in reversed(present):  # from the facility down, so ids include the parents
-        part = value[comp]
-        name = part[1].text.strip()
+    for part, name, physical in reversed(present):  # from the facility down, so ids include the parents
+        chain = f"{chain}/{name}" if chain else name  # identity within the hierarchy: the names from the facility down
         other_id = part[2].text.strip()
-        chain_names.append(name or other_id)
+        id_type = part[3].text.strip().upper() if other_id else ""
+        description = value[9].text.strip() if part is most_specific else ""
+        key = (physical, chain, other_id, id_type, description, parent_ref["reference"] if parent_ref is not None else None)
+        known = made.get(key)
+        if known is not None:
+            parent_ref = {"reference": known}
+            continue
         body: dict[str, Any] = {
-            "name": name or None,
+            "name": name,
             "mode": "instance",
             "physicalType": {"coding": [{"system": _PHYSICAL_TYPE, "code": physical}]},
-            # identity within the hierarchy: the names from the facility down to this level
-            "identifier": [{"system": system, "value": "/".join(chain_names)}],
+            "identifier": [{"system": system, "value": chain}],
         }
-        if other_id:
-            id_type = part[3].text.strip().upper()
-            if id_type in ("ISO", "UUID"):
-                prefix = "urn:oid:" if id_type == "ISO" else "urn:uuid:"
-                body["identifier"].insert(0, {"system": "urn:ietf:rfc:3986", "value": prefix + other_id})
-        description = value[9].text.strip() if comp == most_specific else ""
+        if id_type in ("ISO", "UUID"):
+            prefix = "urn:oid:" if id_type == "ISO" else "urn:uuid:"
+            body["identifier"].insert(0, {"system": "urn:ietf:rfc:3986", "value": prefix + other_id})
         if description:
             body["description"] = description
         if parent_ref is not None:
             body["partOf"] = parent_ref
         parent_ref = add_resource(state, "Location", body)
+        made[key] = parent_ref["reference"]
     return parent_ref
 
 

@@ -27,6 +27,7 @@ _DTM = re.compile(
 )
 _TM = re.compile(r"^(\d{2})(?:(\d{2})(?:(\d{2})(?:\.(\d{1,6}))?)?)?(?:([+-])(\d{2})(\d{2}))?$")
 _NUMBER = re.compile(r"^[+-]?(?:\d+\.?\d*|\.\d+)$")
+_INTEGER = re.compile(r"[+-]?\d+")
 
 
 def _offset(zone: tzinfo, year: str, month: str, day: str, hour: str, minute: str | None, second: str | None) -> str:
@@ -156,7 +157,7 @@ def decimal(text: str) -> int | float | None:
 def integer(text: str) -> int | None:
     """NM/SI -> FHIR integer; non-integers give None."""
     text = text.strip()
-    return int(text) if re.fullmatch(r"[+-]?\d+", text) else None
+    return int(text) if _INTEGER.fullmatch(text) else None
 
 
 def positive_int(text: str) -> int | None:
