@@ -34,6 +34,7 @@ import orjson
 
 from adapters.hl7v2 import parse
 from adapters.hl7v2.batch import split_messages
+from gateway.runtime import tune_collector
 from mappers import convert_message
 from mappers.specs import load_specs
 
@@ -109,6 +110,8 @@ from mappers.specs import load_specs
 from pathlib import Path
 messages = [c.payload for p in sorted(Path(sys.argv[3]).glob("*.hl7")) for c in split_messages(p.read_bytes())]
 load_specs()
+from gateway.runtime import tune_collector
+tune_collector()
 if sys.argv[4] == "ndjson":
     sys.stdout.buffer.write(b"".join(orjson.dumps(convert_message(parse(raw), raw)[0]) + b"\\n" for raw in messages))
     raise SystemExit
@@ -186,6 +189,7 @@ def main() -> None:
         parser.error(f"no *.hl7 messages under {args.corpus}")
     load_before = os.getloadavg()
     load_specs()  # spec loading is start-up work, not per message
+    tune_collector()  # as `pulsebridge convert` runs
 
     def parse_only(raw: bytes) -> int:
         msg = parse(raw)

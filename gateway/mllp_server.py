@@ -246,6 +246,7 @@ def mllp_service(address: str, options: ListenerOptions | None = None) -> Servic
 def main(argv: list[str] | None = None) -> None:
     from gateway.allow_list import parse_allow_list
     from gateway.log_hygiene import configure_logging
+    from gateway.runtime import tune_collector
     from gateway.settings import SettingsError, load_settings, readable_file
 
     parser = argparse.ArgumentParser(prog="gateway.mllp_server", description="PulseBridge MLLP listener")
@@ -258,6 +259,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tls-client-ca", type=readable_file, help="PEM CA bundle: require client certificates it signed")
     args = parser.parse_args(argv)
     configure_logging()
+    tune_collector()
     try:
         settings = load_settings()
         options = ListenerOptions(

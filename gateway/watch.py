@@ -246,6 +246,7 @@ def watch_service(directory: str, *, settle: float = DEFAULT_SETTLE) -> Service:
 
 def main(argv: list[str] | None = None) -> None:
     from gateway.log_hygiene import configure_logging
+    from gateway.runtime import tune_collector
     from gateway.settings import SettingsError, load_settings
 
     parser = argparse.ArgumentParser(prog="gateway.watch", description="PulseBridge watched folder")
@@ -255,6 +256,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--interval", type=float, default=DEFAULT_INTERVAL)
     args = parser.parse_args(argv)
     configure_logging()
+    tune_collector()
     try:
         db = args.db or load_settings().db
     except SettingsError as error:

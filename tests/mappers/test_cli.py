@@ -33,3 +33,18 @@ def test_convert_stdin_pretty_and_unmapped_report(tmp_path: Path) -> None:
 
 def test_convert_usage_error_exits_2() -> None:
     assert CliRunner().invoke(main, ["convert", "--no-such-option"]).exit_code == 2
+
+
+def test_the_cli_runs_with_the_gateway_collector_thresholds() -> None:
+    """A real process: `pulsebridge convert` converts with GC_THRESHOLDS (gateway/runtime.py), not CPython's 700."""
+    import subprocess
+    import sys
+
+    from gateway.runtime import GC_THRESHOLDS
+
+    probe = ("import atexit, gc, sys; from gateway.cli import main\n"
+             "atexit.register(lambda: sys.stderr.write(repr(gc.get_threshold())))\n"
+             "main(['convert', '-'])")
+    result = subprocess.run([sys.executable, "-c", probe], input=GOOD.encode(), capture_output=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.decode().endswith(repr(GC_THRESHOLDS))
