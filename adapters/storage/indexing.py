@@ -208,6 +208,7 @@ RowMaker = Callable[[Any, "str | None", dict, Any, list], None]
 
 def _walk_child(name: str) -> Walk:
     cut = len(name)
+    choice_keys = frozenset(name + suffix for suffix in CHOICE_TYPES)  # value[x] as JSON names it (json.html#choice)
 
     def walk(nodes: list[Pair], resource: dict) -> list[Pair]:
         out: list[Pair] = []
@@ -221,8 +222,10 @@ def _walk_child(name: str) -> Walk:
                 else:
                     out.append((found, None))
                 continue
-            for key, found in value.items():  # choice element: value[x] (json.html#choice)
-                if key.startswith(name) and key[cut:] in CHOICE_TYPES:
+            if choice_keys.isdisjoint(value):
+                continue
+            for key, found in value.items():
+                if key in choice_keys:
                     suffix = key[cut:]
                     if type(found) is list:
                         out += [(item, suffix) for item in found]
@@ -302,6 +305,7 @@ class _Extractor(NamedTuple):
     default_type: str | None
     table: str
     keys: tuple[str, ...]
+    first_child: str | None  # the element the first walk reads, when it reads one (a Child step)
 
 
 
@@ -369,13 +373,16 @@ def _extractors(resource_type: str) -> dict[str, tuple[_Extractor, ...]]:
             name = _group_name(steps)
             if name is None:
                 continue
-            keys = keys_of.setdefault((name, steps[1:], param.type, branch_types), [])
+            # `(value as Quantity)` is grouped under valueQuantity, whose choice suffix already is the type
+            rest = steps[2:] if name != steps[0].name else steps[1:]  # type: ignore[union-attr]
+            keys = keys_of.setdefault((name, rest, param.type, branch_types), [])
             if param.key not in keys:
                 keys.append(param.key)
     grouped: dict[str, list[_Extractor]] = {}
     for (name, rest, kind, branch_types), keys in keys_of.items():
         grouped.setdefault(name, []).append(
-            _Extractor(_compile_steps(rest), _row_maker(kind), _default_type(branch_types), kind, tuple(keys))
+            _Extractor(_compile_steps(rest), _row_maker(kind), _default_type(branch_types), kind, tuple(keys),
+                       rest[0].name if rest and isinstance(rest[0], Child) else None)
         )
     return {name: tuple(extractors) for name, extractors in grouped.items()}
 
@@ -389,22 +396,34 @@ def _element_name(json_key: str) -> str:
     return json_key
 
 
-_NOTHING: tuple[tuple[_Extractor, ...], None] = ((), None)
+KeyEntry = tuple[tuple[_Extractor, ...], "str | None", "frozenset[str] | None"]
+_NOTHING: KeyEntry = ((), None, None)
 
 
 @lru_cache(maxsize=None)
-def _by_json_key(resource_type: str) -> dict[str, tuple[tuple[_Extractor, ...], str | None]]:
-    """Per resource type, filled as keys are met: JSON key -> (extractors, choice type suffix)."""
+def _by_json_key(resource_type: str) -> dict[str, KeyEntry]:
+    """Per resource type, filled as keys are met: JSON key -> (extractors, choice type suffix, child keys)."""
     return {}
 
 
-def _for_key(resource_type: str, json_key: str) -> tuple[tuple[_Extractor, ...], str | None]:
+def _child_keys(extractors: tuple[_Extractor, ...]) -> frozenset[str] | None:
+    """JSON keys of an element's children that some extractor reads first (choice names included),
+    or None when one reads the element itself: an element without any of them yields no rows."""
+    names = [e.first_child for e in extractors]
+    if None in names:
+        return None
+    return frozenset(k for n in names for k in (n, *(n + suffix for suffix in CHOICE_TYPES)))  # type: ignore[operator]
+
+
+def _for_key(resource_type: str, json_key: str) -> KeyEntry:
     grouped = _extractors(resource_type)
     element = _element_name(json_key)
     extractors = grouped.get(json_key, ())
     if element != json_key:
         extractors += grouped.get(element, ())
-    return (extractors, json_key[len(element):] or None) if extractors else _NOTHING
+    if not extractors:
+        return _NOTHING
+    return extractors, json_key[len(element):] or None, _child_keys(extractors)
 
 
 
@@ -423,11 +442,11 @@ def index_resource(resource: dict, param_ids: dict[str, int] | None = None) -> I
             entry = _for_key(resource_type, json_key)
             if len(known) < 1024:  # element names are finite; do not let unknown keys grow it
                 known[json_key] = entry
-        extractors, suffix = entry
-        if not extractors:
-            continue
+        extractors, suffix, children = entry
+        if not extractors or (children is not None and type(found) is dict and children.isdisjoint(found)):
+            continue  # e.g. meta with only versionId and lastUpdated: no profile, security, source or tag
         values = found if type(found) is list else (found,)
-        for walks, make, default_type, table, keys in extractors:
+        for walks, make, default_type, table, keys, _ in extractors:
             out = tables[table]
             first = len(out)
             name = keys[0] if param_ids is None else param_ids[keys[0]]
