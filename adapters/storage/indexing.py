@@ -111,9 +111,11 @@ def _bounds(text: Any) -> tuple[int, int] | None:
 
 def _date_rows(value: Any, fhir_type: str | None, resource: dict, name: Any, out: list[tuple]) -> None:
     if isinstance(value, str):
-        bounds = _bounds(value)
-        if bounds:
-            out.append((name, *bounds))
+        try:
+            low, high = date_range(value)
+        except InvalidDate:
+            return
+        out.append((name, low, high))
     elif isinstance(value, dict):
         if "start" in value or "end" in value:  # Period: an open end is unbounded (R4 datatypes.html#Period)
             start, end = _bounds(value.get("start")), _bounds(value.get("end"))
