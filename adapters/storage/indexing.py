@@ -56,19 +56,16 @@ def normalise(text: str) -> str:
 
 
 def _token_rows(value: Any, fhir_type: str | None, resource: dict, name: Any, out: list[tuple]) -> None:
-    if isinstance(value, bool):
-        out.append((name, None, "true" if value else "false", None))
-    elif isinstance(value, (str, int)):
-        out.append((name, None, str(value), None))
-    elif isinstance(value, dict):
-        kind = (fhir_type or "").lower()
-        if "coding" in value or kind == "codeableconcept":
+    if isinstance(value, dict):  # first: CodeableConcept, Coding and Identifier are most token values
+        if "coding" in value or (fhir_type or "").lower() == "codeableconcept":
             for coding in value.get("coding", ()):
                 display = coding.get("display")
                 out.append((name, coding.get("system"), coding.get("code"), normalise(display) if display else None))
             if value.get("text"):
                 out.append((name, None, None, normalise(value["text"])))
-        elif kind == "contactpoint":
+            return
+        kind = (fhir_type or "").lower()
+        if kind == "contactpoint":
             out.append((name, value.get("system"), value.get("value"), None))
         elif kind == "identifier" or ("value" in value and "code" not in value):
             type_text = (value.get("type") or {}).get("text")
@@ -76,6 +73,10 @@ def _token_rows(value: Any, fhir_type: str | None, resource: dict, name: Any, ou
         elif "code" in value or "system" in value:
             display = value.get("display") or value.get("unit")
             out.append((name, value.get("system"), value.get("code"), normalise(display) if display else None))
+    elif isinstance(value, bool):
+        out.append((name, None, "true" if value else "false", None))
+    elif isinstance(value, (str, int)):
+        out.append((name, None, str(value), None))
 
 
 _STRING_PARTS = {
@@ -145,13 +146,19 @@ def _reference_rows(value: Any, fhir_type: str | None, resource: dict, name: Any
     if reference.startswith("urn:"):
         out.append((name, None, None, reference))
         return
+    target_type, target_id, url = _literal_reference(reference)
+    out.append((name, value.get("type") if target_type is None else target_type, target_id, url))
+
+
+@lru_cache(maxsize=4096)  # the resources of a load reference the same few patients and encounters
+def _literal_reference(reference: str) -> tuple[str | None, str, str | None]:
+    """(type, id, absolute URL) of `Type/id`, `Type/id/_history/n` or `http://.../Type/id`
+    (R4 references.html#literal); type None when the reference has no `Type/` part."""
     parts = reference.split("/")
     if "_history" in parts:
         parts = parts[: parts.index("_history")]
-    absolute = "://" in reference
-    target_type = parts[-2] if len(parts) >= 2 else value.get("type")
-    url = "/".join(parts) if absolute else None
-    out.append((name, target_type, parts[-1], url))
+    url = "/".join(parts) if "://" in reference else None
+    return (parts[-2] if len(parts) >= 2 else None), parts[-1], url
 
 
 def _decimal(value: Any) -> float | None:
