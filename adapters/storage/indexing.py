@@ -405,14 +405,32 @@ def _element_name(json_key: str) -> str:
     return json_key
 
 
-KeyEntry = tuple[tuple[_Extractor, ...], "str | None", "frozenset[str] | None"]
+class _Bound(NamedTuple):
+    """An extractor as one JSON key meets it: parameter names resolved (key or a store's id), and the
+    FHIR type its values have when no walk tags them (the key's choice suffix, else the declared one)."""
+
+    walks: tuple[Walk, ...]
+    make: RowMaker
+    fhir_type: str | None
+    table: str
+    name: Any
+    more: tuple  # further names the same rows are written under (shared branches)
+
+
+KeyEntry = tuple[tuple[_Bound, ...], "str | None", "frozenset[str] | None"]
 _NOTHING: KeyEntry = ((), None, None)
+_KNOWN: dict[tuple[str, int], tuple["dict[str, int] | None", dict[str, KeyEntry]]] = {}
 
 
-@lru_cache(maxsize=None)
-def _by_json_key(resource_type: str) -> dict[str, KeyEntry]:
-    """Per resource type, filled as keys are met: JSON key -> (extractors, choice type suffix, child keys)."""
-    return {}
+def _known_keys(resource_type: str, param_ids: dict[str, int] | None) -> dict[str, KeyEntry]:
+    """Per resource type and parameter naming (keys, or one store's ids), filled as keys are met:
+    JSON key -> (bound extractors, choice type suffix, child keys)."""
+    slot = _KNOWN.get((resource_type, id(param_ids)))
+    if slot is None or slot[0] is not param_ids:
+        if len(_KNOWN) >= 1024:  # stores come and go (tests open hundreds): do not keep their ids forever
+            _KNOWN.clear()
+        slot = _KNOWN[(resource_type, id(param_ids))] = (param_ids, {})
+    return slot[1]
 
 
 def _child_keys(extractors: tuple[_Extractor, ...]) -> frozenset[str] | None:
@@ -424,7 +442,7 @@ def _child_keys(extractors: tuple[_Extractor, ...]) -> frozenset[str] | None:
     return frozenset(k for n in names for k in (n, *(n + suffix for suffix in CHOICE_TYPES)))  # type: ignore[operator]
 
 
-def _for_key(resource_type: str, json_key: str) -> KeyEntry:
+def _for_key(resource_type: str, json_key: str, param_ids: dict[str, int] | None) -> KeyEntry:
     grouped = _extractors(resource_type)
     element = _element_name(json_key)
     extractors = grouped.get(json_key, ())
@@ -432,8 +450,13 @@ def _for_key(resource_type: str, json_key: str) -> KeyEntry:
         extractors += grouped.get(element, ())
     if not extractors:
         return _NOTHING
-    return extractors, json_key[len(element):] or None, _child_keys(extractors)
-
+    suffix = json_key[len(element):] or None
+    bound = []
+    for e in extractors:
+        names = e.keys if param_ids is None else tuple(param_ids[key] for key in e.keys)
+        fhir_type = e.default_type if e.walks else suffix or e.default_type
+        bound.append(_Bound(e.walks, e.make, fhir_type, e.table, names[0], names[1:]))
+    return tuple(bound), suffix, _child_keys(extractors)
 
 
 def index_resource(resource: dict, param_ids: dict[str, int] | None = None) -> IndexRows:
@@ -444,37 +467,34 @@ def index_resource(resource: dict, param_ids: dict[str, int] | None = None) -> I
     rows = IndexRows()
     tables = rows.tables()
     resource_type = resource["resourceType"]
-    known = _by_json_key(resource_type)
+    known = _known_keys(resource_type, param_ids)
     for json_key, found in resource.items():
         entry = known.get(json_key)
         if entry is None:
-            entry = _for_key(resource_type, json_key)
+            entry = _for_key(resource_type, json_key, param_ids)
             if len(known) < 1024:  # element names are finite; do not let unknown keys grow it
                 known[json_key] = entry
         extractors, suffix, children = entry
         if not extractors or (children is not None and type(found) is dict and children.isdisjoint(found)):
             continue  # e.g. meta with only versionId and lastUpdated: no profile, security, source or tag
         values = found if type(found) is list else (found,)
-        for walks, make, default_type, table, keys, _ in extractors:
+        for walks, make, fhir_type, table, name, more in extractors:
             out = tables[table]
             first = len(out)
-            name = keys[0] if param_ids is None else param_ids[keys[0]]
             if walks:
                 nodes: list[Pair] = [(item, suffix) for item in values]
                 for walk in walks:
                     nodes = walk(nodes, resource)
                     if not nodes:
                         break
-                for value, fhir_type in nodes:
-                    make(value, fhir_type or default_type, resource, name, out)
+                for value, node_type in nodes:
+                    make(value, node_type or fhir_type, resource, name, out)
             else:
-                fhir_type = suffix or default_type
                 for value in values:
                     make(value, fhir_type, resource, name, out)
-            if len(keys) > 1 and len(out) > first:  # shared rows, written under each further key too
+            if more and len(out) > first:  # shared rows, written under each further name too
                 made = out[first:]
-                for key in keys[1:]:
-                    other = key if param_ids is None else param_ids[key]
+                for other in more:
                     out += [(other,) + row[1:] for row in made]
     return rows
 
