@@ -383,7 +383,8 @@ def _extractors(resource_type: str) -> dict[str, tuple[_Extractor, ...]]:
             if name is None:
                 continue
             # `(value as Quantity)` is grouped under valueQuantity, whose choice suffix already is the type
-            rest = steps[2:] if name != steps[0].name else steps[1:]  # type: ignore[union-attr]
+            as_suffix = name[len(steps[0].name):]  # type: ignore[union-attr]
+            rest = steps[2:] if as_suffix in CHOICE_TYPES else steps[1:]
             keys = keys_of.setdefault((name, rest, param.type, branch_types), [])
             if param.key not in keys:
                 keys.append(param.key)
