@@ -63,7 +63,7 @@ class InvalidResource(StorageError):
     issue_code = "invalid"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Version:
     """One stored version of a resource; `resource` is None for a delete marker."""
 
@@ -74,18 +74,39 @@ class Version:
     resource: dict | None
     method: str = "PUT"  # POST, PUT or DELETE: the interaction that made this version
 
+    def __init__(
+        self, resource_type: str, id: str, version_id: int, last_updated: datetime, resource: dict | None,
+        method: str = "PUT",
+    ) -> None:
+        """Fills the fields straight into the instance dict: a frozen dataclass's generated __init__ makes
+        one object.__setattr__ call per field, and a transaction Bundle makes a Version per entry."""
+        fields = self.__dict__
+        fields["resource_type"] = resource_type
+        fields["id"] = id
+        fields["version_id"] = version_id
+        fields["last_updated"] = last_updated
+        fields["resource"] = resource
+        fields["method"] = method
+
     @property
     def deleted(self) -> bool:
         return self.resource is None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class WriteOutcome:
     """What a write did: the version it made and whether it created the resource."""
 
     version: Version
     created: bool
     changed: bool = True  # False when a conditional create matched an existing resource
+
+    def __init__(self, version: Version, created: bool, changed: bool = True) -> None:
+        """As Version.__init__: one per transaction entry, without object.__setattr__ per field."""
+        fields = self.__dict__
+        fields["version"] = version
+        fields["created"] = created
+        fields["changed"] = changed
 
 
 @dataclass(frozen=True)

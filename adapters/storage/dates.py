@@ -61,7 +61,8 @@ def _utc_second(text: str) -> tuple[int, int] | None:
     clock = text[11:13] + text[14:16] + text[17:19]
     if start is None or text[10] != "T" or text[13] != ":" or text[16] != ":" or not (clock.isascii() and clock.isdigit()):
         return None
-    hour, minute, second = int(text[11:13]), int(text[14:16]), int(text[17:19])
+    clock_digits = int(clock)  # one int() for hhmmss: each int() of a str costs more than the arithmetic
+    hour, minute, second = clock_digits // 10000, clock_digits // 100 % 100, clock_digits % 100
     if hour > 23 or minute > 59 or second > 59:
         return None
     start += ((hour * 60 + minute) * 60 + second) * 1_000_000

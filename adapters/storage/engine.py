@@ -363,11 +363,12 @@ class VersionedStore(Repository):
         mapping: dict[str, str] = {}
         post_ids: dict[int, str] = {}
         matched: dict[int, WriteOutcome] = {}
-        order = sorted(range(len(entries)), key=lambda i: _ORDER.get(entries[i].method.upper(), 9))
+        methods = [entry.method.upper() for entry in entries]
+        order = sorted(range(len(entries)), key=[_ORDER.get(method, 9) for method in methods].__getitem__)
         # 1. ids: conditional creates that match, new ids for POST, ids from PUT urls (bundle.html#references)
         for i in order:
             entry = entries[i]
-            method = entry.method.upper()
+            method = methods[i]
             if method == "POST":
                 if entry.resource is None:
                     raise InvalidResource(f"entry {i}: POST without a resource")
@@ -402,12 +403,12 @@ class VersionedStore(Repository):
         # 3. load the targets of plain PUTs in one go, then apply in processing order, report in entry order
         prefetch = getattr(uow, "prefetch", None)
         if prefetch is not None:
-            prefetch([_split_url(e.url)[:2] for e in entries if e.method.upper() == "PUT" and "?" not in e.url
-                      and _split_url(e.url)[1]])
+            puts = [_split_url(e.url) for e, method in zip(entries, methods) if method == "PUT" and "?" not in e.url]
+            prefetch([(resource_type, resource_id) for resource_type, resource_id, _ in puts if resource_id])
         results: list[WriteOutcome | Version | SearchResult | None] = [None] * len(entries)
         for i in order:
             entry = entries[i]
-            method = entry.method.upper()
+            method = methods[i]
             resource = rewrite_references(entry.resource, mapping) if entry.resource is not None and mapping else entry.resource
             if_match = parse_if_match(entry.if_match)
             if method == "POST":
@@ -416,13 +417,15 @@ class VersionedStore(Repository):
                 if method == "PATCH" or resource is None:
                     raise InvalidResource(f"entry {i}: {method} needs a resource (PATCH is not supported)")
                 resource_type, resource_id, _ = _split_url(entry.url)
-                if "?" in entry.url:
-                    resource_id = self._single_match(uow, _query_of(entry.url)) or resource.get("id") or new_id()
+                given_id = resource.get("id")
+                conditional = "?" in entry.url
+                if conditional:
+                    resource_id = self._single_match(uow, _query_of(entry.url)) or given_id or new_id()
                 if not resource_id:
                     raise InvalidResource(f"entry {i}: PUT url '{entry.url}' names no id")
-                if resource.get("id") not in (None, resource_id) and "?" not in entry.url:
-                    raise InvalidResource(f"entry {i}: resource id '{resource.get('id')}' differs from url")
-                if resource.get("id") != resource_id:  # _update copies what it stores; no copy when the id is right
+                if given_id not in (None, resource_id) and not conditional:
+                    raise InvalidResource(f"entry {i}: resource id '{given_id}' differs from url")
+                if given_id != resource_id:  # _update copies what it stores; no copy when the id is right
                     resource = {**resource, "id": resource_id}
                 results[i] = self._update(uow, resource, if_match)
             elif method == "DELETE":

@@ -56,19 +56,16 @@ def normalise(text: str) -> str:
 
 
 def _token_rows(value: Any, fhir_type: str | None, resource: dict, name: Any, out: list[tuple]) -> None:
-    if isinstance(value, bool):
-        out.append((name, None, "true" if value else "false", None))
-    elif isinstance(value, (str, int)):
-        out.append((name, None, str(value), None))
-    elif isinstance(value, dict):
-        kind = (fhir_type or "").lower()
-        if "coding" in value or kind == "codeableconcept":
+    if isinstance(value, dict):  # first: CodeableConcept, Coding and Identifier are most token values
+        if "coding" in value or (fhir_type or "").lower() == "codeableconcept":
             for coding in value.get("coding", ()):
                 display = coding.get("display")
                 out.append((name, coding.get("system"), coding.get("code"), normalise(display) if display else None))
             if value.get("text"):
                 out.append((name, None, None, normalise(value["text"])))
-        elif kind == "contactpoint":
+            return
+        kind = (fhir_type or "").lower()
+        if kind == "contactpoint":
             out.append((name, value.get("system"), value.get("value"), None))
         elif kind == "identifier" or ("value" in value and "code" not in value):
             type_text = (value.get("type") or {}).get("text")
@@ -76,6 +73,10 @@ def _token_rows(value: Any, fhir_type: str | None, resource: dict, name: Any, ou
         elif "code" in value or "system" in value:
             display = value.get("display") or value.get("unit")
             out.append((name, value.get("system"), value.get("code"), normalise(display) if display else None))
+    elif isinstance(value, bool):
+        out.append((name, None, "true" if value else "false", None))
+    elif isinstance(value, (str, int)):
+        out.append((name, None, str(value), None))
 
 
 _STRING_PARTS = {
@@ -111,9 +112,11 @@ def _bounds(text: Any) -> tuple[int, int] | None:
 
 def _date_rows(value: Any, fhir_type: str | None, resource: dict, name: Any, out: list[tuple]) -> None:
     if isinstance(value, str):
-        bounds = _bounds(value)
-        if bounds:
-            out.append((name, *bounds))
+        try:
+            low, high = date_range(value)
+        except InvalidDate:
+            return
+        out.append((name, low, high))
     elif isinstance(value, dict):
         if "start" in value or "end" in value:  # Period: an open end is unbounded (R4 datatypes.html#Period)
             start, end = _bounds(value.get("start")), _bounds(value.get("end"))
@@ -143,13 +146,19 @@ def _reference_rows(value: Any, fhir_type: str | None, resource: dict, name: Any
     if reference.startswith("urn:"):
         out.append((name, None, None, reference))
         return
+    target_type, target_id, url = _literal_reference(reference)
+    out.append((name, value.get("type") if target_type is None else target_type, target_id, url))
+
+
+@lru_cache(maxsize=4096)  # the resources of a load reference the same few patients and encounters
+def _literal_reference(reference: str) -> tuple[str | None, str, str | None]:
+    """(type, id, absolute URL) of `Type/id`, `Type/id/_history/n` or `http://.../Type/id`
+    (R4 references.html#literal); type None when the reference has no `Type/` part."""
     parts = reference.split("/")
     if "_history" in parts:
         parts = parts[: parts.index("_history")]
-    absolute = "://" in reference
-    target_type = parts[-2] if len(parts) >= 2 else value.get("type")
-    url = "/".join(parts) if absolute else None
-    out.append((name, target_type, parts[-1], url))
+    url = "/".join(parts) if "://" in reference else None
+    return (parts[-2] if len(parts) >= 2 else None), parts[-1], url
 
 
 def _decimal(value: Any) -> float | None:
@@ -208,6 +217,7 @@ RowMaker = Callable[[Any, "str | None", dict, Any, list], None]
 
 def _walk_child(name: str) -> Walk:
     cut = len(name)
+    choice_keys = frozenset(name + suffix for suffix in CHOICE_TYPES)  # value[x] as JSON names it (json.html#choice)
 
     def walk(nodes: list[Pair], resource: dict) -> list[Pair]:
         out: list[Pair] = []
@@ -221,8 +231,10 @@ def _walk_child(name: str) -> Walk:
                 else:
                     out.append((found, None))
                 continue
-            for key, found in value.items():  # choice element: value[x] (json.html#choice)
-                if key.startswith(name) and key[cut:] in CHOICE_TYPES:
+            if choice_keys.isdisjoint(value):
+                continue
+            for key, found in value.items():
+                if key in choice_keys:
                     suffix = key[cut:]
                     if type(found) is list:
                         out += [(item, suffix) for item in found]
@@ -302,6 +314,7 @@ class _Extractor(NamedTuple):
     default_type: str | None
     table: str
     keys: tuple[str, ...]
+    first_child: str | None  # the element the first walk reads, when it reads one (a Child step)
 
 
 
@@ -369,13 +382,17 @@ def _extractors(resource_type: str) -> dict[str, tuple[_Extractor, ...]]:
             name = _group_name(steps)
             if name is None:
                 continue
-            keys = keys_of.setdefault((name, steps[1:], param.type, branch_types), [])
+            # `(value as Quantity)` is grouped under valueQuantity, whose choice suffix already is the type
+            as_suffix = name[len(steps[0].name):]  # type: ignore[union-attr]
+            rest = steps[2:] if as_suffix in CHOICE_TYPES else steps[1:]
+            keys = keys_of.setdefault((name, rest, param.type, branch_types), [])
             if param.key not in keys:
                 keys.append(param.key)
     grouped: dict[str, list[_Extractor]] = {}
     for (name, rest, kind, branch_types), keys in keys_of.items():
         grouped.setdefault(name, []).append(
-            _Extractor(_compile_steps(rest), _row_maker(kind), _default_type(branch_types), kind, tuple(keys))
+            _Extractor(_compile_steps(rest), _row_maker(kind), _default_type(branch_types), kind, tuple(keys),
+                       rest[0].name if rest and isinstance(rest[0], Child) else None)
         )
     return {name: tuple(extractors) for name, extractors in grouped.items()}
 
@@ -389,23 +406,58 @@ def _element_name(json_key: str) -> str:
     return json_key
 
 
-_NOTHING: tuple[tuple[_Extractor, ...], None] = ((), None)
+class _Bound(NamedTuple):
+    """An extractor as one JSON key meets it: parameter names resolved (key or a store's id), and the
+    FHIR type its values have when no walk tags them (the key's choice suffix, else the declared one)."""
+
+    walks: tuple[Walk, ...]
+    make: RowMaker
+    fhir_type: str | None
+    table: str
+    name: Any
+    more: tuple  # further names the same rows are written under (shared branches)
 
 
-@lru_cache(maxsize=None)
-def _by_json_key(resource_type: str) -> dict[str, tuple[tuple[_Extractor, ...], str | None]]:
-    """Per resource type, filled as keys are met: JSON key -> (extractors, choice type suffix)."""
-    return {}
+KeyEntry = tuple[tuple[_Bound, ...], "str | None", "frozenset[str] | None"]
+_NOTHING: KeyEntry = ((), None, None)
+_KNOWN: dict[tuple[str, int], tuple["dict[str, int] | None", dict[str, KeyEntry]]] = {}
 
 
-def _for_key(resource_type: str, json_key: str) -> tuple[tuple[_Extractor, ...], str | None]:
+def _known_keys(resource_type: str, param_ids: dict[str, int] | None) -> dict[str, KeyEntry]:
+    """Per resource type and parameter naming (keys, or one store's ids), filled as keys are met:
+    JSON key -> (bound extractors, choice type suffix, child keys)."""
+    slot = _KNOWN.get((resource_type, id(param_ids)))
+    if slot is None or slot[0] is not param_ids:
+        if len(_KNOWN) >= 1024:  # stores come and go (tests open hundreds): do not keep their ids forever
+            _KNOWN.clear()
+        slot = _KNOWN[(resource_type, id(param_ids))] = (param_ids, {})
+    return slot[1]
+
+
+def _child_keys(extractors: tuple[_Extractor, ...]) -> frozenset[str] | None:
+    """JSON keys of an element's children that some extractor reads first (choice names included),
+    or None when one reads the element itself: an element without any of them yields no rows."""
+    names = [e.first_child for e in extractors]
+    if None in names:
+        return None
+    return frozenset(k for n in names for k in (n, *(n + suffix for suffix in CHOICE_TYPES)))  # type: ignore[operator]
+
+
+def _for_key(resource_type: str, json_key: str, param_ids: dict[str, int] | None) -> KeyEntry:
     grouped = _extractors(resource_type)
     element = _element_name(json_key)
     extractors = grouped.get(json_key, ())
     if element != json_key:
         extractors += grouped.get(element, ())
-    return (extractors, json_key[len(element):] or None) if extractors else _NOTHING
-
+    if not extractors:
+        return _NOTHING
+    suffix = json_key[len(element):] or None
+    bound = []
+    for e in extractors:
+        names = e.keys if param_ids is None else tuple(param_ids[key] for key in e.keys)
+        fhir_type = e.default_type if e.walks else suffix or e.default_type
+        bound.append(_Bound(e.walks, e.make, fhir_type, e.table, names[0], names[1:]))
+    return tuple(bound), suffix, _child_keys(extractors)
 
 
 def index_resource(resource: dict, param_ids: dict[str, int] | None = None) -> IndexRows:
@@ -416,37 +468,34 @@ def index_resource(resource: dict, param_ids: dict[str, int] | None = None) -> I
     rows = IndexRows()
     tables = rows.tables()
     resource_type = resource["resourceType"]
-    known = _by_json_key(resource_type)
+    known = _known_keys(resource_type, param_ids)
     for json_key, found in resource.items():
         entry = known.get(json_key)
         if entry is None:
-            entry = _for_key(resource_type, json_key)
+            entry = _for_key(resource_type, json_key, param_ids)
             if len(known) < 1024:  # element names are finite; do not let unknown keys grow it
                 known[json_key] = entry
-        extractors, suffix = entry
-        if not extractors:
-            continue
+        extractors, suffix, children = entry
+        if not extractors or (children is not None and type(found) is dict and children.isdisjoint(found)):
+            continue  # e.g. meta with only versionId and lastUpdated: no profile, security, source or tag
         values = found if type(found) is list else (found,)
-        for walks, make, default_type, table, keys in extractors:
+        for walks, make, fhir_type, table, name, more in extractors:
             out = tables[table]
             first = len(out)
-            name = keys[0] if param_ids is None else param_ids[keys[0]]
             if walks:
                 nodes: list[Pair] = [(item, suffix) for item in values]
                 for walk in walks:
                     nodes = walk(nodes, resource)
                     if not nodes:
                         break
-                for value, fhir_type in nodes:
-                    make(value, fhir_type or default_type, resource, name, out)
+                for value, node_type in nodes:
+                    make(value, node_type or fhir_type, resource, name, out)
             else:
-                fhir_type = suffix or default_type
                 for value in values:
                     make(value, fhir_type, resource, name, out)
-            if len(keys) > 1 and len(out) > first:  # shared rows, written under each further key too
+            if more and len(out) > first:  # shared rows, written under each further name too
                 made = out[first:]
-                for key in keys[1:]:
-                    other = key if param_ids is None else param_ids[key]
+                for other in more:
                     out += [(other,) + row[1:] for row in made]
     return rows
 

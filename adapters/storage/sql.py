@@ -276,31 +276,26 @@ class SqlUnit:
             return
         execute_many: Callable[[str, list], None] = self.store.execute_many(self.conn)
         inserts, updates = [], []
-        index: dict[str, list[tuple]] = {t: [] for t in TABLES}
-        token, string, date, reference = index["token"], index["string"], index["date"], index["reference"]
-        quantity, number, uri = index["quantity"], index["number"], index["uri"]
+        indexed: list[tuple[tuple[int], IndexRows]] = []
         for (resource_type, resource_id), (rid, new_in_unit, version, rows, micros) in self.pending.items():
             deleted = 0 if version.resource is not None else 1
             if new_in_unit:
                 inserts.append((rid, resource_type, resource_id, version.version_id, micros, deleted))
             else:
                 updates.append((version.version_id, micros, deleted, rid))
-            if rows is not None:  # the hot loop of a bulk load: one attribute per index table, no dict per resource
-                head = (rid,)  # tuple concatenation: one allocation per row, where (rid, *r) builds a list first
-                if rows.token:
-                    token += [head + r for r in rows.token]
-                if rows.string:
-                    string += [head + r for r in rows.string]
-                if rows.date:
-                    date += [head + r for r in rows.date]
-                if rows.reference:
-                    reference += [head + r for r in rows.reference]
-                if rows.quantity:
-                    quantity += [head + r for r in rows.quantity]
-                if rows.number:
-                    number += [head + r for r in rows.number]
-                if rows.uri:
-                    uri += [head + r for r in rows.uri]
+            if rows is not None:
+                indexed.append(((rid,), rows))
+        # the hot loop of a bulk load: one pass per index table, each row `(rid,) + row` (one allocation,
+        # where (rid, *row) builds a list first), no per-resource comprehension or dict
+        index: dict[str, list[tuple]] = {
+            "token": [head + r for head, rows in indexed for r in rows.token],
+            "string": [head + r for head, rows in indexed for r in rows.string],
+            "date": [head + r for head, rows in indexed for r in rows.date],
+            "reference": [head + r for head, rows in indexed for r in rows.reference],
+            "quantity": [head + r for head, rows in indexed for r in rows.quantity],
+            "number": [head + r for head, rows in indexed for r in rows.number],
+            "uri": [head + r for head, rows in indexed for r in rows.uri],
+        }
         if self.existed:
             stale = [(rid,) for rid in self.existed]
             for table in TABLES:

@@ -30,14 +30,19 @@ def _rows(rows: IndexRows) -> set[tuple]:
     return {(table, *row) for table, table_rows in rows.tables().items() for row in table_rows}
 
 
+def _interpreted(resource: dict) -> set[tuple]:
+    """The rows the FHIRPath interpreter gives for every parameter index_resource writes itself."""
+    rows = IndexRows()
+    for param in parameters(resource["resourceType"]).values():
+        if param.name not in RESOURCE_COLUMNS and stored_keys(resource["resourceType"], param.name) == (param.key,):
+            index_parameter(param, resource, rows)
+    return _rows(rows)
+
+
 def test_compiled_rows_equal_interpreted_rows(samples: dict) -> None:
     resources = [{**r, "id": name} for name, r in samples.items()] + [BLOOD_PRESSURE]
     for resource in resources:
-        interpreted = IndexRows()
-        for param in parameters(resource["resourceType"]).values():
-            if param.name not in RESOURCE_COLUMNS and stored_keys(resource["resourceType"], param.name) == (param.key,):
-                index_parameter(param, resource, interpreted)
-        assert _rows(index_resource(resource)) == _rows(interpreted), resource["id"]
+        assert _rows(index_resource(resource)) == _interpreted(resource), resource["id"]
 
 
 def test_union_parameters_are_answered_by_their_parts() -> None:
@@ -68,3 +73,31 @@ def test_union_parameter_search_on_every_backend(repo: Repository, samples: dict
     assert ids(("combo-value-quantity:missing", "true")) == []
     ordered = repo.search(parse_search("Observation", [("_sort", "-combo-code")])).matches
     assert [m["id"] for m in ordered] == ["bp", "glu"]  # descending: each resource's highest code, as text
+
+
+SHAPES = [
+    {"resourceType": "Observation", "id": "s1", "status": "final", "code": {"text": "Mood"},
+     "meta": {"versionId": "2", "lastUpdated": "2024-03-05T10:00:01.000Z", "profile": ["http://example.org/p"],
+              "security": [{"system": "http://terminology.hl7.org/CodeSystem/v3-Confidentiality", "code": "R"}],
+              "source": "urn:oid:1.2.3"},
+     "valueString": "Cheerful", "subject": {"reference": "http://example.org/fhir/Patient/p9/_history/3"},
+     "effectivePeriod": {"start": "2024-03-05", "end": "2024-03-05T10:00:00.250Z"},
+     "performer": [{"reference": "pr1", "type": "Practitioner"}, {"reference": "Practitioner/pr2"}]},
+    {"resourceType": "Observation", "id": "s2", "status": "amended", "meta": {"versionId": "1"},
+     "valueCodeableConcept": {"coding": [{"system": "http://snomed.info/sct", "code": "260385009"}], "text": "Negative"},
+     "component": [{"code": {"coding": [{"code": "a"}]}, "valueCodeableConcept": {"text": "x"}},
+                   {"code": {"coding": [{"code": "b"}]}, "valueQuantity": {"value": 3, "comparator": "<"}}]},
+    {"resourceType": "Patient", "id": "s3", "meta": {"lastUpdated": "2024-03-05T10:00:01.000Z", "tag": [{"code": "t"}]},
+     "name": [{"family": "Ärzteschaft", "given": ["Zoë"]}], "birthDate": "1970",
+     "telecom": [{"system": "email", "value": "z@example.org"}]},
+]
+
+
+def test_compiled_rows_equal_interpreted_rows_for_other_shapes() -> None:
+    """Elements whose indexed children are absent, choice names under as-type steps, references of every form."""
+    for resource in SHAPES:
+        interpreted = _interpreted(resource)
+        assert _rows(index_resource(resource)) == interpreted, resource["id"]
+        ids = {p.key: n for n, p in enumerate(parameters(resource["resourceType"]).values(), start=1)}
+        by_id = {(table, ids[key], *rest) for table, key, *rest in interpreted}
+        assert _rows(index_resource(resource, ids)) == by_id, resource["id"]
