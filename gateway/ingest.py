@@ -132,6 +132,23 @@ def bundle_requests(bundle: dict) -> list[BundleEntryRequest]:
     ]
 
 
+def _lock_in_order(unit: Any, requests: list[BundleEntryRequest]) -> None:
+    """Lock every resource the message writes, in the store's one order (type, then row), before anything reads one.
+
+    Identity resolution reads the message's Patient and Encounter first; read alone inside the unit,
+    each would be locked before the rest of the Bundle and out of that order, and two messages of one
+    patient on two connections deadlocked on PostgreSQL (~1 in 100 messages, each waiting 1 s for the
+    deadlock check). The in-memory double has no `prefetch` and one lock."""
+    prefetch = getattr(unit, "prefetch", None)
+    if prefetch is not None:
+        keys = []
+        for request in requests:
+            resource_type, _, resource_id = request.url.partition("/")
+            if request.method == "PUT" and resource_id and "?" not in resource_id:
+                keys.append((resource_type, resource_id))
+        prefetch(keys)
+
+
 class Ingestor:
     """Receives raw messages from any transport (MLLP, HTTP, files) and applies them exactly once."""
 
@@ -234,6 +251,8 @@ class Ingestor:
                 self._audit(receipt, original.ack_code, note=f"resend of message {original.id}")
                 return original, [], [], []
             from gateway.identity import event_role, owns_visit, resolve as resolve_identity  # one person, one record
+
+            _lock_in_order(unit, mapped)
 
             owners = {"Patient": event_role(message) == "snapshot", "Encounter": owns_visit(message)}
             requests, clocks, notes = self._order_guard(unit, mapped, event, owners=owners)
