@@ -2,8 +2,8 @@
 
 A thread storing events inside a worker competes for the GIL with that worker's request threads,
 and a request waits for it at every I/O boundary (each SQLite step, each socket write): with the
-trail on, a 2-core server answered searches at half its unaudited rate or less, with p99 in the
-hundreds of milliseconds, while its CPUs were partly idle. So under `pulsebridge serve` the workers
+trail on, a 2-core server answered searches at a quarter to half of its unaudited rate, with p99
+of 50-470 ms, while its CPUs were partly idle (6 ms with this process). So under `pulsebridge serve` the workers
 only build each event in the request (~0.05 ms) and send its JSON, length-prefixed, over their own
 Unix socket to this process, which stores them in one transaction about once a second.
 
