@@ -24,6 +24,7 @@ when read (mappers.report).
 from __future__ import annotations
 
 import linecache
+import re
 from dataclasses import dataclass, field
 from datetime import timezone, tzinfo
 from typing import Any, Callable
@@ -57,6 +58,7 @@ class Record:
     entry: Entry
     id: str | None = None
     seq: int = -1  # position in MessageState.records
+    clean: bool = True  # only maps that never write an empty element wrote into it (map_clean): no prune
 
 
 class SegmentPlace:
@@ -533,7 +535,8 @@ def _type_lines(type_name: str, i: int, env: dict[str, Any], specs: Specs, *, wh
         return [f"result = _convert_map(D{i}, value, ctx) if value is not None else None"]
     body = [*_sub_context(whole), f"    result = (D{i}.compiled or compile_map(D{i}, ctx.state.specs))(sub, {{}})"]
     if m.resource is not None:
-        body += ["    if result is not None:", f"        result = add_resource(ctx.state, {m.resource!r}, result)"]
+        clean = map_clean(m, specs)
+        body += ["    if result is not None:", f"        result = add_resource(ctx.state, {m.resource!r}, result, {clean})"]
     return body
 
 
@@ -612,6 +615,7 @@ def _type_converter(type_name: str, specs: Specs) -> Evaluate:
     if m.build is not None:
         return lambda value, ctx: _convert_map(m, value, ctx) if value is not None else None
     resource = m.resource
+    clean = map_clean(m, specs)
 
     def through_map(value: Value | None, ctx: Context) -> Any:  # _convert_map, inlined: the hottest call
         if value is None:
@@ -620,7 +624,7 @@ def _type_converter(type_name: str, specs: Specs) -> Evaluate:
         built = (m.compiled or compile_map(m, ctx.state.specs))(sub, {})
         if built is None or resource is None:
             return built
-        return add_resource(ctx.state, resource, built)
+        return add_resource(ctx.state, resource, built, clean)
 
     return through_map
 
@@ -637,11 +641,13 @@ def convert(type_name: str, value: Value | None, ctx: Context) -> Any:
     return _type_converter(type_name, ctx.state.specs)(value, ctx)
 
 
-def add_resource(state: MessageState, resource_type: str, body: dict[str, Any]) -> dict[str, str]:
-    """Register a resource made from a datatype (Practitioner, Organization, Location...); dedupe by id."""
-    body = prune(body)
-    if not body:
-        return None  # type: ignore[return-value]
+def add_resource(state: MessageState, resource_type: str, body: dict[str, Any], clean: bool = False) -> dict[str, str]:
+    """Register a resource made from a datatype (Practitioner, Organization, Location...); dedupe by id.
+    `clean`: body was built by a map that never writes an empty element (map_clean), so is not pruned."""
+    if not clean:
+        body = prune(body)
+        if not body:
+            return None  # type: ignore[return-value]
     rid = _identifier_id(resource_type, body, state.facility, state.ids) or ids.content_id(resource_type, body)
     key = (resource_type, rid)
     have = state.made.get(key)
@@ -694,6 +700,53 @@ def _translate(map_name: str, result: Any, ctx: Context, row: Row) -> Any:
                     codings.insert(added, mapped)
                     added += 1
     return result
+
+
+# --- which maps need no prune -----------------------------------------------------------------
+# A compiled map never makes an empty container itself (a target path's steps are made only to
+# hold the value written), so what it builds is free of empty elements when every value a row can
+# write is: primitives and the stripped text are None or not empty; a datatype map that makes a
+# resource gives a Reference; constants and vocabulary maps are checked here; the functions not
+# listed in functions.CLEAN_RESULTS (among them those writing into the resource directly) are not.
+
+
+def map_clean(m: Map, specs: Specs) -> bool:
+    """Whether nothing m builds can hold an empty string, array or object (settled once, on m.clean)."""
+    if m.clean is None:
+        m.clean = False  # a map reaching itself again is not proven clean
+        if m.build is not None:
+            m.clean = _clean_function(m.build)
+        else:
+            m.clean = all(_row_clean(row, specs) for row in m.rows)
+    return m.clean
+
+
+def _clean_function(fn: Callable[..., Any]) -> bool:
+    return any(fn is functions.FUNCTIONS.get(name) for name in functions.CLEAN_RESULTS)
+
+
+def _row_clean(row: Row, specs: Specs) -> bool:
+    for constant in (row.value, row.set, row.default):
+        if constant is not None:
+            value = constant.get()
+            if value is None or prune(value) is not value:  # prune hands back what has nothing to drop
+                return False
+    if row.vocab is not None and not vocab.translations_clean(row.vocab):
+        return False
+    if row.format is not None and not _FORMAT_FIELD.sub("", row.format):
+        return False  # a template with text of its own is never empty
+    if row.fn is not None:
+        return _clean_function(row.fn)
+    if row.type is None or row.type in PRIMITIVES:
+        return True
+    converter = functions.CONVERTERS.get(row.type)
+    if converter is not None:
+        return _clean_function(converter)
+    m = specs.maps[row.type]
+    return m.resource is not None or map_clean(m, specs)
+
+
+_FORMAT_FIELD = re.compile(r"\{[^}]*\}")
 
 
 # --- the message walk --------------------------------------------------------------------------
@@ -779,6 +832,8 @@ def convert_message(
                 if target is not None:
                     ctx.record = target
                     run_map(m, ctx, target.resource)
+                    if not (m.clean if m.clean is not None else map_clean(m, specs)):
+                        target.clean = False
                     continue
                 if entry.as_name is None:
                     report.unplaced(seg, entry.map_name, entry.into)
@@ -788,6 +843,8 @@ def convert_message(
             built = run_map(m, ctx, record.resource)
             if not built and not record.resource:
                 continue
+            if not (m.clean if m.clean is not None else map_clean(m, specs)):
+                record.clean = False
             record.seq = len(records)
             records.append(record)
             if record.name:
@@ -887,16 +944,19 @@ def _finish(state: MessageState) -> dict[str, Any]:
             if other is None or other is record:
                 continue
             item = ref.target.assign(record.resource, _ref(other))
-            if item is not None:
+            if item is not None and (ref.set is not None or ref.map is not None):
                 _complete_item(state, record, item, ref)
+                record.clean = False
         for link in entry.links:
             other = _nearest(_within(state, by_name.get(link.name, []), record.path, link.within), record.path, record.index)
             if other is None or other is record:
                 continue
             item = link.target.assign(other.resource, _ref(record))
-            if item is not None:
+            if item is not None and (link.set is not None or link.map is not None):
                 _complete_item(state, record, item, link)
+                other.clean = False
     resources: dict[tuple[str, str], dict[str, Any]] = {}
+    dirty: set[tuple[str, str]] = set()  # resources some record of which may hold an empty element
     for record in records:
         rtype = record.map.resource or "Basic"
         key = (rtype, record.id or "")
@@ -905,13 +965,14 @@ def _finish(state: MessageState) -> dict[str, Any]:
             resources[key] = {"resourceType": rtype, "id": record.id, **record.resource}
         else:
             merge(have, record.resource)
-    pruned: set[tuple[str, str]] = set()  # datatype-made resources are pruned when added (add_resource)
-    for key, made in state.made.items():
+        if not record.clean:
+            dirty.add(key)
+    for key, made in state.made.items():  # datatype-made resources are pruned when added (add_resource)
         if key in resources:
             merge(resources[key], made)
+            dirty.add(key)  # located_at_address writes into made resources after they were added
         else:
             resources[key] = made
-            pruned.add(key)
     everything: list[str] | None = None
     for record in records:
         if record.map.target_all:
@@ -920,10 +981,11 @@ def _finish(state: MessageState) -> dict[str, Any]:
             res = resources[(record.map.resource or "Basic", record.id or "")]
             own = f"{res['resourceType']}/{res['id']}"
             res["target"] = [{"reference": r} for r in everything if r != own]
+            dirty.add((res["resourceType"], res["id"]))
     entries = []
     for key, resource in resources.items():
         rtype, rid = key
-        body = resource if key in pruned else prune(resource)
+        body = prune(resource) if key in dirty else resource
         if not body or len(body) <= 2:  # only resourceType and id: nothing was mapped
             continue
         entries.append({"fullUrl": f"urn:uuid:{rid}", "resource": body, "request": {"method": "PUT", "url": f"{rtype}/{rid}"}})

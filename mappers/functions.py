@@ -343,6 +343,14 @@ CONVERTERS: dict[str, Fn] = {
     "system": coding_system,
 }
 
+# The functions whose results never hold an empty element (FHIR forbids them), so a map
+# whose rows only write such values needs no prune (engine.map_clean); unlisted ones are pruned.
+CLEAN_RESULTS: frozenset[str] = frozenset({
+    "coding_system", "text_lines", "message_hash", "message_summary", "v2_table", "quantity_unit",
+    "structured_numeric_text", "phone_number", "media_type", "location_hierarchy", "care_locations",
+    "assembled_name", "us_core_race_ethnicity",
+})
+
 PREDICATES: dict[str, Callable[["Context", "Value | None"], bool]] = {
     "numeric": is_numeric,
     "timed": has_time,

@@ -95,6 +95,7 @@ class Map:
     target_all: bool = False
     file: str = ""
     compiled: Callable[..., Any] | None = None  # the rows as one Python function (engine.compile_map), made on first use
+    clean: bool | None = None  # whether what it builds never holds an empty element (engine.map_clean), settled on first use
 
 
 @dataclass(slots=True)

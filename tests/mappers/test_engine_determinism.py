@@ -58,6 +58,25 @@ def test_compiled_maps_do_what_the_row_interpreter_does() -> None:
     assert all(isinstance(m.compiled, functools.partial) for m in interpreted.maps.values())
 
 
+def test_pruning_every_resource_changes_nothing_the_clean_maps_built() -> None:
+    pruned = load_specs.__wrapped__(SPEC_DIR)  # a fresh Specs none of whose maps is taken as clean
+    for m in pruned.maps.values():
+        m.clean = False
+    differ = [name for name, raw in _messages() if _convert(raw) != _convert(raw, pruned)]
+    assert differ == []
+    specs = load_specs()
+    assert sum(1 for m in specs.maps.values() if m.clean) > 100  # the shortcut is taken, not just harmless
+
+
+def test_a_map_is_clean_only_when_every_row_is() -> None:
+    specs = load_specs.__wrapped__(SPEC_DIR)
+    assert engine.map_clean(specs.maps["CWE[CodeableConcept]"], specs)  # vocabulary data without empty codes
+    assert engine.map_clean(specs.maps["PL[Location]"], specs)  # location_hierarchy gives a Reference
+    assert not engine.map_clean(specs.maps["ED[Attachment]"], specs)  # encapsulated_data may give ""
+    assert not engine.map_clean(specs.maps["OBX[DocumentReference]"], specs)  # append_attachment_text writes directly
+    assert not engine.map_clean(specs.maps["RXA[Immunization]"], specs)  # located_at_address writes into made resources
+
+
 BEFORE_TREE = os.environ.get("PULSEBRIDGE_BEFORE_TREE")
 
 
