@@ -158,13 +158,13 @@ def _location_system(facility: str) -> str:
 _PHYSICAL_TYPE = "http://terminology.hl7.org/CodeSystem/location-physical-type"
 
 
-def _add_resource(state: Any, resource_type: str, body: dict[str, Any]) -> dict[str, str]:
+def _add_resource(state: Any, resource_type: str, body: dict[str, Any], clean: bool = False) -> dict[str, str]:
     """engine.add_resource, bound here on first use (the engine imports this module)."""
     global _add_resource
     from mappers.engine import add_resource
 
     _add_resource = add_resource
-    return add_resource(state, resource_type, body)
+    return add_resource(state, resource_type, body, clean)
 
 
 def location_hierarchy(ctx: Context, value: Value | None, args: dict[str, Any]) -> dict[str, str] | None:
@@ -213,7 +213,8 @@ def location_hierarchy(ctx: Context, value: Value | None, args: dict[str, Any]) 
             body["description"] = description
         if parent_ref is not None:
             body["partOf"] = parent_ref
-        parent_ref = _add_resource(state, "Location", body)
+        # every value above is a non-empty text but the level's physicalType code from the spec
+        parent_ref = _add_resource(state, "Location", body, bool(physical))
         made[key] = parent_ref["reference"]
     return parent_ref
 
