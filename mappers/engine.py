@@ -981,7 +981,8 @@ def _finish(state: MessageState) -> dict[str, Any]:
             res = resources[(record.map.resource or "Basic", record.id or "")]
             own = f"{res['resourceType']}/{res['id']}"
             res["target"] = [{"reference": r} for r in everything if r != own]
-            dirty.add((res["resourceType"], res["id"]))
+            if not res["target"]:
+                dirty.add((res["resourceType"], res["id"]))
     entries = []
     for key, resource in resources.items():
         rtype, rid = key
