@@ -36,7 +36,7 @@ from mappers import functions, ids, vocab
 from mappers.paths import merge, prune
 from mappers.primitives import PRIMITIVES, ZONED
 from mappers.report import ConversionReport
-from mappers.specs import Entry, Link, Map, MessageSpec, Ref, Row, Specs, load_specs
+from mappers.specs import Constant, Entry, Link, Map, MessageSpec, Ref, Row, Specs, load_specs
 
 Evaluate = Callable[[Value | None, "Context"], Any]
 _NOTHING: frozenset[int] = frozenset()
@@ -725,12 +725,23 @@ def _clean_function(fn: Callable[..., Any]) -> bool:
     return any(fn is functions.FUNCTIONS.get(name) for name in functions.CLEAN_RESULTS)
 
 
+def item_clean(ref: Ref | Link, specs: Specs) -> bool:
+    """Whether what a ref or link adds to its Reference item (`set`, `with`) never holds an empty element."""
+    if ref.clean is None:
+        ref.clean = _constant_clean(ref.set) and (ref.map is None or map_clean(ref.map, specs))
+    return ref.clean
+
+
+def _constant_clean(constant: Constant | None) -> bool:
+    if constant is None:
+        return True
+    value = constant.get()
+    return value is not None and prune(value) is value  # prune hands back what has nothing to drop
+
+
 def _row_clean(row: Row, specs: Specs) -> bool:
-    for constant in (row.value, row.set, row.default):
-        if constant is not None:
-            value = constant.get()
-            if value is None or prune(value) is not value:  # prune hands back what has nothing to drop
-                return False
+    if not (_constant_clean(row.value) and _constant_clean(row.set) and _constant_clean(row.default)):
+        return False
     if row.vocab is not None and not vocab.translations_clean(row.vocab):
         return False
     if row.format is not None and not _FORMAT_FIELD.sub("", row.format):
@@ -946,7 +957,8 @@ def _finish(state: MessageState) -> dict[str, Any]:
             item = ref.target.assign(record.resource, _ref(other))
             if item is not None and (ref.set is not None or ref.map is not None):
                 _complete_item(state, record, item, ref)
-                record.clean = False
+                if not item_clean(ref, state.specs):
+                    record.clean = False
         for link in entry.links:
             other = _nearest(_within(state, by_name.get(link.name, []), record.path, link.within), record.path, record.index)
             if other is None or other is record:
@@ -954,7 +966,8 @@ def _finish(state: MessageState) -> dict[str, Any]:
             item = link.target.assign(other.resource, _ref(record))
             if item is not None and (link.set is not None or link.map is not None):
                 _complete_item(state, record, item, link)
-                other.clean = False
+                if not item_clean(link, state.specs):
+                    other.clean = False
     resources: dict[tuple[str, str], dict[str, Any]] = {}
     dirty: set[tuple[str, str]] = set()  # resources some record of which may hold an empty element
     for record in records:

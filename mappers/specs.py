@@ -108,6 +108,7 @@ class Ref:
     within: str | None = None
     with_map: str | None = None  # `with`: a map run on this segment, its result merged into the item
     map: Map | None = None
+    clean: bool | None = None  # whether `set` and `with` never add an empty element (engine.item_clean), settled on first use
 
 
 @dataclass(slots=True)
@@ -120,6 +121,7 @@ class Link:
     within: str | None = None
     with_map: str | None = None  # `with`: a map run on this segment, its result merged into the item
     map: Map | None = None
+    clean: bool | None = None  # whether `set` and `with` never add an empty element (engine.item_clean), settled on first use
 
 
 @dataclass(slots=True)
