@@ -58,7 +58,7 @@ class Record:
     entry: Entry
     id: str | None = None
     seq: int = -1  # position in MessageState.records
-    clean: bool = True  # only maps that never write an empty element wrote into it (map_clean): no prune
+    clean: bool = True  # no row that may write an empty element ran for it (map_clean, compile_map): no prune
 
 
 class SegmentPlace:
@@ -239,6 +239,8 @@ def interpret_map(m: Map, ctx: Context, out: dict[str, Any] | None = None) -> An
             if not values:
                 continue
         evaluate = row.evaluate or _evaluator(row, ctx.state.specs)
+        if ctx.record is not None and not _row_clean(row, ctx.state.specs):
+            ctx.record.clean = False
         target = row.target
         for n, value in enumerate(values):
             try:
@@ -352,6 +354,8 @@ def compile_map(m: Map, specs: Specs) -> Callable[[Context, dict[str, Any]], Any
             body = [f"result = {call.replace('F', f'T{i}')}"]
         else:
             body = _evaluation_lines(row, i, env, specs)
+            if not _row_clean(row, specs):  # what it writes (or writes itself) gets the full prune
+                body += ["if ctx.record is not None:", "    ctx.record.clean = False"]
         lines += [
             f"{indent}try:",
             *(f"{indent}    {line}" for line in body),
@@ -843,7 +847,7 @@ def convert_message(
                 if target is not None:
                     ctx.record = target
                     run_map(m, ctx, target.resource)
-                    if not (m.clean if m.clean is not None else map_clean(m, specs)):
+                    if m.build is not None and not map_clean(m, specs):
                         target.clean = False
                     continue
                 if entry.as_name is None:
@@ -854,7 +858,7 @@ def convert_message(
             built = run_map(m, ctx, record.resource)
             if not built and not record.resource:
                 continue
-            if not (m.clean if m.clean is not None else map_clean(m, specs)):
+            if m.build is not None and not map_clean(m, specs):
                 record.clean = False
             record.seq = len(records)
             records.append(record)
