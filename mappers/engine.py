@@ -712,6 +712,8 @@ def _translate(map_name: str, result: Any, ctx: Context, row: Row) -> Any:
 # write is: primitives and the stripped text are None or not empty; a datatype map that makes a
 # resource gives a Reference; constants and vocabulary maps are checked here; the functions not
 # listed in functions.CLEAN_RESULTS (among them those writing into the resource directly) are not.
+# A datatype map's resource is pruned when the map is not clean (add_resource); a record, when a
+# row that is not clean ran for it (the compiled row marks ctx.record), and in _finish's cases.
 
 
 def map_clean(m: Map, specs: Specs) -> bool:
