@@ -24,6 +24,7 @@ when read (mappers.report).
 from __future__ import annotations
 
 import linecache
+import re
 from dataclasses import dataclass, field
 from datetime import timezone, tzinfo
 from typing import Any, Callable
@@ -35,7 +36,7 @@ from mappers import functions, ids, vocab
 from mappers.paths import merge, prune
 from mappers.primitives import PRIMITIVES, ZONED
 from mappers.report import ConversionReport
-from mappers.specs import Entry, Link, Map, MessageSpec, Ref, Row, Specs, load_specs
+from mappers.specs import Constant, Entry, Link, Map, MessageSpec, Ref, Row, Specs, load_specs
 
 Evaluate = Callable[[Value | None, "Context"], Any]
 _NOTHING: frozenset[int] = frozenset()
@@ -57,6 +58,7 @@ class Record:
     entry: Entry
     id: str | None = None
     seq: int = -1  # position in MessageState.records
+    clean: bool = True  # no row that may write an empty element ran for it (map_clean, compile_map): no prune
 
 
 class SegmentPlace:
@@ -237,6 +239,8 @@ def interpret_map(m: Map, ctx: Context, out: dict[str, Any] | None = None) -> An
             if not values:
                 continue
         evaluate = row.evaluate or _evaluator(row, ctx.state.specs)
+        if ctx.record is not None and not _row_clean(row, ctx.state.specs):
+            ctx.record.clean = False
         target = row.target
         for n, value in enumerate(values):
             try:
@@ -350,6 +354,8 @@ def compile_map(m: Map, specs: Specs) -> Callable[[Context, dict[str, Any]], Any
             body = [f"result = {call.replace('F', f'T{i}')}"]
         else:
             body = _evaluation_lines(row, i, env, specs)
+            if not _row_clean(row, specs):  # what it writes (or writes itself) gets the full prune
+                body += ["if ctx.record is not None:", "    ctx.record.clean = False"]
         lines += [
             f"{indent}try:",
             *(f"{indent}    {line}" for line in body),
@@ -533,7 +539,8 @@ def _type_lines(type_name: str, i: int, env: dict[str, Any], specs: Specs, *, wh
         return [f"result = _convert_map(D{i}, value, ctx) if value is not None else None"]
     body = [*_sub_context(whole), f"    result = (D{i}.compiled or compile_map(D{i}, ctx.state.specs))(sub, {{}})"]
     if m.resource is not None:
-        body += ["    if result is not None:", f"        result = add_resource(ctx.state, {m.resource!r}, result)"]
+        clean = map_clean(m, specs)
+        body += ["    if result is not None:", f"        result = add_resource(ctx.state, {m.resource!r}, result, {clean})"]
     return body
 
 
@@ -612,6 +619,7 @@ def _type_converter(type_name: str, specs: Specs) -> Evaluate:
     if m.build is not None:
         return lambda value, ctx: _convert_map(m, value, ctx) if value is not None else None
     resource = m.resource
+    clean = map_clean(m, specs)
 
     def through_map(value: Value | None, ctx: Context) -> Any:  # _convert_map, inlined: the hottest call
         if value is None:
@@ -620,7 +628,7 @@ def _type_converter(type_name: str, specs: Specs) -> Evaluate:
         built = (m.compiled or compile_map(m, ctx.state.specs))(sub, {})
         if built is None or resource is None:
             return built
-        return add_resource(ctx.state, resource, built)
+        return add_resource(ctx.state, resource, built, clean)
 
     return through_map
 
@@ -637,11 +645,13 @@ def convert(type_name: str, value: Value | None, ctx: Context) -> Any:
     return _type_converter(type_name, ctx.state.specs)(value, ctx)
 
 
-def add_resource(state: MessageState, resource_type: str, body: dict[str, Any]) -> dict[str, str]:
-    """Register a resource made from a datatype (Practitioner, Organization, Location...); dedupe by id."""
-    body = prune(body)
-    if not body:
-        return None  # type: ignore[return-value]
+def add_resource(state: MessageState, resource_type: str, body: dict[str, Any], clean: bool = False) -> dict[str, str]:
+    """Register a resource made from a datatype (Practitioner, Organization, Location...); dedupe by id.
+    `clean`: body was built by a map that never writes an empty element (map_clean), so is not pruned."""
+    if not clean:
+        body = prune(body)
+        if not body:
+            return None  # type: ignore[return-value]
     rid = _identifier_id(resource_type, body, state.facility, state.ids) or ids.content_id(resource_type, body)
     key = (resource_type, rid)
     have = state.made.get(key)
@@ -694,6 +704,66 @@ def _translate(map_name: str, result: Any, ctx: Context, row: Row) -> Any:
                     codings.insert(added, mapped)
                     added += 1
     return result
+
+
+# --- which maps need no prune -----------------------------------------------------------------
+# A compiled map never makes an empty container itself (a target path's steps are made only to
+# hold the value written), so what it builds is free of empty elements when every value a row can
+# write is: primitives and the stripped text are None or not empty; a datatype map that makes a
+# resource gives a Reference; constants and vocabulary maps are checked here; the functions not
+# listed in functions.CLEAN_RESULTS (among them those writing into the resource directly) are not.
+# A datatype map's resource is pruned when the map is not clean (add_resource); a record, when a
+# row that is not clean ran for it (the compiled row marks ctx.record), and in _finish's cases.
+
+
+def map_clean(m: Map, specs: Specs) -> bool:
+    """Whether nothing m builds can hold an empty string, array or object (settled once, on m.clean)."""
+    if m.clean is None:
+        m.clean = False  # a map reaching itself again is not proven clean
+        if m.build is not None:
+            m.clean = _clean_function(m.build)
+        else:
+            m.clean = all(_row_clean(row, specs) for row in m.rows)
+    return m.clean
+
+
+def _clean_function(fn: Callable[..., Any]) -> bool:
+    return any(fn is functions.FUNCTIONS.get(name) for name in functions.CLEAN_RESULTS)
+
+
+def item_clean(ref: Ref | Link, specs: Specs) -> bool:
+    """Whether what a ref or link adds to its Reference item (`set`, `with`) never holds an empty element."""
+    if ref.clean is None:
+        ref.clean = _constant_clean(ref.set) and (ref.map is None or map_clean(ref.map, specs))
+    return ref.clean
+
+
+def _constant_clean(constant: Constant | None) -> bool:
+    if constant is None:
+        return True
+    value = constant.get()
+    return value is not None and prune(value) is value  # prune hands back what has nothing to drop
+
+
+def _row_clean(row: Row, specs: Specs) -> bool:
+    if not (_constant_clean(row.value) and _constant_clean(row.set) and _constant_clean(row.default)):
+        return False
+    if row.vocab is not None and not vocab.translations_clean(row.vocab):
+        return False
+    if row.format is not None and not _FORMAT_FIELD.sub("", row.format):
+        return False  # a template with text of its own is never empty
+    if row.fn is not None:
+        return _clean_function(row.fn)
+    if row.type is None or row.type in PRIMITIVES:
+        return True
+    converter = functions.CONVERTERS.get(row.type)
+    if converter is not None:
+        return _clean_function(converter)
+    m = specs.maps[row.type]
+    return m.resource is not None or map_clean(m, specs)
+
+
+_FORMAT_FIELD = re.compile(r"\{[^}]*\}")
 
 
 # --- the message walk --------------------------------------------------------------------------
@@ -779,6 +849,8 @@ def convert_message(
                 if target is not None:
                     ctx.record = target
                     run_map(m, ctx, target.resource)
+                    if m.build is not None and not map_clean(m, specs):
+                        target.clean = False
                     continue
                 if entry.as_name is None:
                     report.unplaced(seg, entry.map_name, entry.into)
@@ -788,6 +860,8 @@ def convert_message(
             built = run_map(m, ctx, record.resource)
             if not built and not record.resource:
                 continue
+            if m.build is not None and not map_clean(m, specs):
+                record.clean = False
             record.seq = len(records)
             records.append(record)
             if record.name:
@@ -887,16 +961,21 @@ def _finish(state: MessageState) -> dict[str, Any]:
             if other is None or other is record:
                 continue
             item = ref.target.assign(record.resource, _ref(other))
-            if item is not None:
+            if item is not None and (ref.set is not None or ref.map is not None):
                 _complete_item(state, record, item, ref)
+                if not item_clean(ref, state.specs):
+                    record.clean = False
         for link in entry.links:
             other = _nearest(_within(state, by_name.get(link.name, []), record.path, link.within), record.path, record.index)
             if other is None or other is record:
                 continue
             item = link.target.assign(other.resource, _ref(record))
-            if item is not None:
+            if item is not None and (link.set is not None or link.map is not None):
                 _complete_item(state, record, item, link)
+                if not item_clean(link, state.specs):
+                    other.clean = False
     resources: dict[tuple[str, str], dict[str, Any]] = {}
+    dirty: set[tuple[str, str]] = set()  # resources some record of which may hold an empty element
     for record in records:
         rtype = record.map.resource or "Basic"
         key = (rtype, record.id or "")
@@ -905,13 +984,14 @@ def _finish(state: MessageState) -> dict[str, Any]:
             resources[key] = {"resourceType": rtype, "id": record.id, **record.resource}
         else:
             merge(have, record.resource)
-    pruned: set[tuple[str, str]] = set()  # datatype-made resources are pruned when added (add_resource)
-    for key, made in state.made.items():
+        if not record.clean:
+            dirty.add(key)
+    for key, made in state.made.items():  # datatype-made resources are pruned when added (add_resource)
         if key in resources:
             merge(resources[key], made)
+            dirty.add(key)  # located_at_address writes into made resources after they were added
         else:
             resources[key] = made
-            pruned.add(key)
     everything: list[str] | None = None
     for record in records:
         if record.map.target_all:
@@ -920,10 +1000,12 @@ def _finish(state: MessageState) -> dict[str, Any]:
             res = resources[(record.map.resource or "Basic", record.id or "")]
             own = f"{res['resourceType']}/{res['id']}"
             res["target"] = [{"reference": r} for r in everything if r != own]
+            if not res["target"]:
+                dirty.add((res["resourceType"], res["id"]))
     entries = []
     for key, resource in resources.items():
         rtype, rid = key
-        body = resource if key in pruned else prune(resource)
+        body = prune(resource) if key in dirty else resource
         if not body or len(body) <= 2:  # only resourceType and id: nothing was mapped
             continue
         entries.append({"fullUrl": f"urn:uuid:{rid}", "resource": body, "request": {"method": "PUT", "url": f"{rtype}/{rid}"}})

@@ -95,6 +95,7 @@ class Map:
     target_all: bool = False
     file: str = ""
     compiled: Callable[..., Any] | None = None  # the rows as one Python function (engine.compile_map), made on first use
+    clean: bool | None = None  # whether what it builds never holds an empty element (engine.map_clean), settled on first use
 
 
 @dataclass(slots=True)
@@ -107,6 +108,7 @@ class Ref:
     within: str | None = None
     with_map: str | None = None  # `with`: a map run on this segment, its result merged into the item
     map: Map | None = None
+    clean: bool | None = None  # whether `set` and `with` never add an empty element (engine.item_clean), settled on first use
 
 
 @dataclass(slots=True)
@@ -119,6 +121,7 @@ class Link:
     within: str | None = None
     with_map: str | None = None  # `with`: a map run on this segment, its result merged into the item
     map: Map | None = None
+    clean: bool | None = None  # whether `set` and `with` never add an empty element (engine.item_clean), settled on first use
 
 
 @dataclass(slots=True)

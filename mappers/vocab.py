@@ -9,7 +9,7 @@ from functools import lru_cache
 from terminology import coding_systems, concept_maps, units, v2_tables
 from terminology._data import UnknownConceptMap
 
-__all__ = ["UnknownConceptMap", "known_map", "system_uri", "table_coding", "translate", "ucum_unit"]
+__all__ = ["UnknownConceptMap", "known_map", "system_uri", "table_coding", "translate", "translations_clean", "ucum_unit"]
 
 
 @lru_cache(maxsize=8192)
@@ -22,6 +22,14 @@ def translate(map_name: str, code: str) -> dict[str, str] | None:
     """IG ConceptMap lookup: v2 code -> FHIR Coding {system, code, display}; None when unmapped."""
     found = _translate(map_name, code)
     return dict(found) if found else None
+
+
+@lru_cache(maxsize=256)
+def translations_clean(map_name: str) -> bool:
+    """Whether no Coding this IG ConceptMap gives has an empty system, code or display (engine.map_clean)."""
+    cmap = concept_maps.concept_map(map_name)
+    targets = [t for element in cmap["elements"] for t in element["targets"]] + list(cmap["unmapped_targets"])
+    return all(t[k] for t in targets for k in ("system", "code", "display") if k in t)
 
 
 def known_map(map_name: str) -> bool:

@@ -24,6 +24,7 @@ from adapters.hl7v2 import parse
 from adapters.hl7v2.batch import split_messages
 from bench.bench_convert import ndjson_of
 from mappers import engine, ids
+from mappers.paths import prune
 from mappers.primitives import date_time
 from mappers.specs import SPEC_DIR, load_specs
 
@@ -56,6 +57,25 @@ def test_compiled_maps_do_what_the_row_interpreter_does() -> None:
     differ = [name for name, raw in _messages() if _convert(raw) != _convert(raw, interpreted)]
     assert differ == []
     assert all(isinstance(m.compiled, functools.partial) for m in interpreted.maps.values())
+
+
+def test_no_resource_of_a_bundle_holds_an_empty_element() -> None:
+    # what the pruning would change: resources left unpruned (engine.map_clean) must not hold any
+    unpruned = []
+    for name, raw in _messages():
+        bundle, _ = engine.convert_message(parse(raw), raw)
+        unpruned += [name for entry in bundle["entry"] if prune(entry["resource"]) is not entry["resource"]]
+    assert unpruned == []
+
+
+def test_a_map_is_clean_only_when_every_row_is() -> None:
+    specs = load_specs.__wrapped__(SPEC_DIR)
+    assert engine.map_clean(specs.maps["PID[Patient]"], specs)  # the shortcut is taken, not just harmless
+    assert engine.map_clean(specs.maps["CWE[CodeableConcept]"], specs)  # vocabulary data without empty codes
+    assert engine.map_clean(specs.maps["PL[Location]"], specs)  # location_hierarchy gives a Reference
+    assert not engine.map_clean(specs.maps["ED[Attachment]"], specs)  # encapsulated_data may give ""
+    assert not engine.map_clean(specs.maps["OBX[DocumentReference]"], specs)  # append_attachment_text writes directly
+    assert not engine.map_clean(specs.maps["RXA[Immunization]"], specs)  # located_at_address writes into made resources
 
 
 BEFORE_TREE = os.environ.get("PULSEBRIDGE_BEFORE_TREE")
