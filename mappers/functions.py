@@ -158,15 +158,6 @@ def _location_system(facility: str) -> str:
 _PHYSICAL_TYPE = "http://terminology.hl7.org/CodeSystem/location-physical-type"
 
 
-def _add_resource(state: Any, resource_type: str, body: dict[str, Any], clean: bool = False) -> dict[str, str]:
-    """engine.add_resource, bound here on first use (the engine imports this module)."""
-    global _add_resource
-    from mappers.engine import add_resource
-
-    _add_resource = add_resource
-    return add_resource(state, resource_type, body, clean)
-
-
 def location_hierarchy(ctx: Context, value: Value | None, args: dict[str, Any]) -> dict[str, str] | None:
     """PL -> Locations, most specific first, each partOf the next valued level (IG PL[Location]).
 
@@ -174,6 +165,8 @@ def location_hierarchy(ctx: Context, value: Value | None, args: dict[str, Any]) 
     A level a message names again (the facility of every PL, a PV1-3 bed again in PV1-6) is made
     once per conversion (MessageState.locations): the same body would add nothing to its Location.
     """
+    from mappers.engine import add_resource  # late import: the engine imports this module
+
     if value is None:
         return None
     present = []
@@ -214,7 +207,7 @@ def location_hierarchy(ctx: Context, value: Value | None, args: dict[str, Any]) 
         if parent_ref is not None:
             body["partOf"] = parent_ref
         # every value above is a non-empty text but the level's physicalType code from the spec
-        parent_ref = _add_resource(state, "Location", body, bool(physical))
+        parent_ref = add_resource(state, "Location", body, bool(physical))
         made[key] = parent_ref["reference"]
     return parent_ref
 
