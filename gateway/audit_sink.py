@@ -11,7 +11,8 @@ Unix socket to this process, which stores them in one transaction about once a s
   most that one event and never blocks the others (a queue shared by all would deadlock on the lock
   a dead worker held).
 - **Back-pressure.** A worker's send blocks while the sink's socket buffer is full: requests wait,
-  nothing is dropped. Should the sink be gone, the worker logs each lost event (no PHI) and answers.
+  nothing is dropped. Should the sink be gone, the worker stores the event itself, in the request,
+  and logs (no PHI) that it did.
 - **Stopping.** SIGINT and SIGTERM, which Ctrl-C and service managers send to the whole process
   group, are ignored. The sink ends when the master has closed its end of the control pipe and
   every worker is gone (their copies of that pipe close with them), after storing what they sent.
@@ -105,10 +106,12 @@ class SocketWriter(AuditWriter):
         with self._lock:
             try:
                 self._connected().sendall(_LENGTH.pack(len(payload)) + payload)
+                return
             except OSError as error:
                 self._disconnect()
-                log.error("audit event lost: %s %s (audit sink unreachable: %s)", capture.method, capture.endpoint,
-                          type(error).__name__)
+                log.warning("audit sink unreachable (%s): %s %s stored by the worker", type(error).__name__,
+                            capture.method, capture.endpoint)
+        store_events(self.repository, [event])  # slower, in the request, but the access is still recorded
 
     def _connected(self) -> socket.socket:
         if self._socket is None or self._pid != os.getpid():  # a forked worker opens its own connection

@@ -8,6 +8,7 @@ import os
 import signal
 import socket
 import subprocess
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -71,12 +72,15 @@ def test_the_sink_stores_every_event_of_several_workers(tmp_path: Path) -> None:
     assert all(_count(db, ("altid", f"user-{n}"), ("patient", f"Patient/p{n}")) == 1 for n in (0, 399, 1000, 1399, 2000, 2399))
 
 
-def test_a_worker_whose_sink_is_gone_answers_and_logs_the_loss(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    writer = SocketWriter(MemoryRepository(), str(tmp_path / "no-such.sock"))
-    with caplog.at_level(logging.ERROR, logger="gateway.audit_sink"):
+def test_a_worker_whose_sink_is_gone_stores_the_event_itself(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    repository = MemoryRepository()
+    writer = SocketWriter(repository, str(tmp_path / "no-such.sock"))
+    with caplog.at_level(logging.WARNING, logger="gateway.audit_sink"):
         writer.submit(_capture(7))
     assert [record.getMessage() for record in caplog.records] == [
-        "audit event lost: GET fhir.read (audit sink unreachable: FileNotFoundError)"]
+        "audit sink unreachable (FileNotFoundError): GET fhir.read stored by the worker"]
+    [stored] = repository.search(parse_search("AuditEvent", [("altid", "user-7")])).matches
+    assert stored["entity"][0]["what"] == {"reference": "Patient/p7"}
 
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "service-stop"])
@@ -97,3 +101,24 @@ def test_a_served_trail_survives_a_stop_sent_to_the_whole_process_group(tmp_path
         os.killpg(server.process.pid, stop_signal)
         server.process.wait(timeout=90)
     assert _count(server.db, ("subtype", "read"), ("outcome", "4")) == 120
+
+
+def test_requests_are_still_audited_when_the_sink_process_dies(tmp_path: Path) -> None:
+    server = ServedGateway(tmp_path)
+    try:
+        sink = subprocess.run(["pgrep", "-f", "-g", str(server.process.pid), "gateway.audit_sink"], capture_output=True, text=True)
+        [sink_pid] = sink.stdout.split()
+        connection = http.client.HTTPConnection("127.0.0.1", server.http, timeout=10)
+        for n in range(3):
+            connection.request("GET", f"/fhir/Patient/before-{n}")
+            assert connection.getresponse().read()
+        time.sleep(1.5)  # stored by the sink, which then dies
+        os.kill(int(sink_pid), signal.SIGKILL)
+        for n in range(5):
+            connection.request("GET", f"/fhir/Patient/after-{n}")
+            assert connection.getresponse().read()
+        connection.close()
+    finally:
+        output = server.stop()
+    assert _count(server.db, ("subtype", "read"), ("outcome", "4")) == 8
+    assert "stored by the worker" in output and "after-" not in output
