@@ -5,8 +5,11 @@ import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
+
+from adapters.storage.base import Repository
 
 PG_URL = os.environ.get("PULSEBRIDGE_TEST_PG")
 
@@ -33,3 +36,21 @@ def schema_url(schema: str) -> str:
     """PULSEBRIDGE_TEST_PG with `schema` first on the search path (libpq `options`), for a server process."""
     assert PG_URL
     return f"{PG_URL}{'&' if '?' in PG_URL else '?'}options=-csearch_path%3D{schema}"
+
+
+@contextmanager
+def sql_store(backend: str, tmp_path: Path, prefix: str) -> Iterator[Repository]:
+    """A store on `backend`: a SQLite file under tmp_path, or PostgreSQL in a schema of its own."""
+    if backend == "sqlite":
+        from adapters.storage import open_repository
+
+        repository = open_repository(f"sqlite:///{tmp_path / (prefix + '.db')}")
+        yield repository
+        repository.close()
+        return
+    from adapters.storage.postgresql import PostgreSQLRepository
+
+    with own_schema(prefix) as schema:
+        repository = PostgreSQLRepository(PG_URL, schema=schema)  # type: ignore[arg-type]
+        yield repository
+        repository.close()

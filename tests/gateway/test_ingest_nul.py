@@ -18,7 +18,7 @@ from adapters.hl7v2.mllp import FRAME_END, frame
 from adapters.storage import open_repository
 from adapters.storage.base import Repository
 from adapters.storage.messagelog import REJECTED, LoggedMessage, open_message_log, utc_now
-from tests.gateway.pg_schema import PG_URL, own_schema, schema_url
+from tests.gateway.pg_schema import PG_URL, own_schema, schema_url, sql_store
 from tests.gateway.served_gateway import ServedGateway
 
 NUL = b"\x00"
@@ -134,17 +134,8 @@ def test_the_ar_for_a_message_with_nul_in_its_header_drops_the_nul() -> None:
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Repository]:
-    if request.param == "sqlite":
-        repository = open_repository(f"sqlite:///{tmp_path / 'log.db'}")
+    with sql_store(request.param, tmp_path, "pb_nullog") as repository:
         yield repository
-        repository.close()
-        return
-    from adapters.storage.postgresql import PostgreSQLRepository
-
-    with own_schema("pb_nullog") as schema:
-        repository = PostgreSQLRepository(PG_URL, schema=schema)
-        yield repository
-        repository.close()
 
 
 def test_the_message_log_replaces_nul_in_text_columns_alike_on_both_backends(store: Repository) -> None:

@@ -1,8 +1,6 @@
 """The ingest pipeline (gateway/ingest.py): ACK codes, durability, resends, order, dead letters (DESIGN.md)."""
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +12,7 @@ from adapters.storage.base import Repository
 from adapters.storage.query import parse_search
 from gateway.ingest import Ingestor
 from tests.gateway.ingest_messages import GARBAGE, UNMAPPABLE_BIRTH_DATE, adt
+from tests.gateway.pg_schema import sql_store
 
 
 @pytest.fixture
@@ -134,44 +133,27 @@ def test_times_without_an_offset_are_read_in_the_configured_zone(repository: Rep
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def sql_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Repository]:
+def both_sql_stores(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Repository]:
     """Both SQL stores: the lock order below is what keeps PostgreSQL from deadlocking."""
-    if request.param == "sqlite":
-        store = open_repository(f"sqlite:///{tmp_path / 'order.db'}")
-        yield store
-        store.close()
-        return
-    url = os.environ.get("PULSEBRIDGE_TEST_PG")
-    if not url:
-        pytest.skip("needs PULSEBRIDGE_TEST_PG (e.g. postgresql://127.0.0.1:5432/test)")
-    import psycopg
-    from psycopg import sql
-
-    from adapters.storage.postgresql import PostgreSQLRepository
-
-    schema = f"pb_order_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    store = PostgreSQLRepository(url, schema=schema)
-    yield store
-    store.close()
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+    with sql_store(request.param, tmp_path, "pb_order") as repository:
+        yield repository
 
 
-def test_a_message_locks_what_it_writes_in_one_ordered_step(sql_store: Repository) -> None:
+def test_a_message_locks_what_it_writes_in_one_ordered_step(both_sql_stores: Repository) -> None:
     """Nothing the message writes is read (and so locked) alone before the rest: identity resolution
     used to lock the stored Patient and Encounter first, out of the store's (type, row) order, and two
     messages of one patient on two PostgreSQL connections deadlocked about once in a hundred."""
-    ingestor = Ingestor(sql_store)
+    ingestor = Ingestor(both_sql_stores)
     assert ingestor.ingest(adt("ORD1"), peer="t", transport="test").status == "accepted"
     locked_alone: list[tuple[str, str]] = []
-    fetch_current = sql_store.fetch_current  # type: ignore[attr-defined]
+    fetch_current = both_sql_stores.fetch_current  # type: ignore[attr-defined]
 
     def spy(conn: object, resource_type: str, resource_id: str, lock: bool) -> object:
         if lock:
             locked_alone.append((resource_type, resource_id))
         return fetch_current(conn, resource_type, resource_id, lock)
 
-    sql_store.fetch_current = spy  # type: ignore[attr-defined]
+    both_sql_stores.fetch_current = spy  # type: ignore[attr-defined]
     assert ingestor.ingest(adt("ORD2", family="ROE"), peer="t", transport="test").status == "accepted"
-    assert [p["name"][0]["family"] for p in _patients(sql_store)] == ["ROE"]
+    assert [p["name"][0]["family"] for p in _patients(both_sql_stores)] == ["ROE"]
     assert {resource_type for resource_type, _ in locked_alone} <= {"AuditEvent"}
