@@ -63,7 +63,8 @@ class AuditSink:
         listener.listen(64)
         control_read, self._control = os.pipe()
         command = [sys.executable, "-m", "gateway.audit_sink", "--db", self.db, "--listener", str(listener.fileno()),
-                   "--control", str(control_read), "--interval", str(self.interval), "--batch", str(self.batch)]
+                   "--control", str(control_read), "--interval", str(self.interval), "--batch", str(self.batch),
+                   "--directory", self.directory]
         self.process = subprocess.Popen(command, pass_fds=(listener.fileno(), control_read), preexec_fn=_shielded)  # noqa: S603
         listener.close()
         os.close(control_read)
@@ -249,9 +250,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--control", type=int, required=True, help="file descriptor of the control pipe's read end")
     parser.add_argument("--interval", type=float, default=1.0)
     parser.add_argument("--batch", type=int, default=5_000)
+    parser.add_argument("--directory", help="the socket's private directory, removed at the end (also after a master's crash)")
     args = parser.parse_args(argv)
     listener = socket.socket(fileno=args.listener)
-    serve(listener, args.control, args.db, interval=args.interval, batch=args.batch)
+    try:
+        serve(listener, args.control, args.db, interval=args.interval, batch=args.batch)
+    finally:
+        if args.directory:
+            shutil.rmtree(args.directory, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -136,3 +136,34 @@ def _wait_until_gone(pid: int) -> None:
     while Path(f"/proc/{pid}").exists():
         assert time.monotonic() < deadline, f"process {pid} was not reaped"
         time.sleep(0.02)
+
+
+def test_a_crashed_master_leaves_no_sink_behind(tmp_path: Path) -> None:
+    """SIGKILL to the master: its workers leave, so the sink stores what it holds, ends and removes its socket's directory."""
+    server = ServedGateway(tmp_path)
+    try:
+        sink = subprocess.run(["pgrep", "-f", "-g", str(server.process.pid), "gateway.audit_sink"], capture_output=True, text=True)
+        [sink_pid] = sink.stdout.split()
+        directory = Path(f"/proc/{sink_pid}/cmdline").read_bytes().split(b"\0")[-2].decode()
+        assert Path(directory, "sink.sock").exists()
+        connection = http.client.HTTPConnection("127.0.0.1", server.http, timeout=10)
+        connection.request("GET", "/fhir/Patient/last")
+        assert connection.getresponse().read()
+        connection.close()
+        os.kill(server.process.pid, signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        while _running(int(sink_pid)):
+            assert time.monotonic() < deadline, "the sink outlived its master"
+            time.sleep(0.05)
+    finally:
+        server.stop()
+    assert not Path(directory).exists()
+    assert _count(server.db, ("entity", "Patient/last")) == 1
+
+
+def _running(pid: int) -> bool:
+    """Neither reaped nor a zombie (an orphan's zombie waits for init to reap it)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except (FileNotFoundError, ProcessLookupError):
+        return False
