@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 
 _LENGTH = struct.Struct("!I")  # each event: its length, then its JSON
 SOCKET_NAME = "sink.sock"
+DIRECTORY_PREFIX = "pulsebridge-audit-"  # then the master's pid: tempfile.gettempdir()/pulsebridge-audit-<pid>-<random>
 CAPACITY = 50_000  # events read but not yet stored before the sink stops reading (workers then wait)
 
 
@@ -51,7 +52,8 @@ class AuditSink:
 
     def __init__(self, db: str, *, interval: float = 1.0, batch: int = 5_000) -> None:
         self.db, self.interval, self.batch = db, interval, batch
-        self.directory = tempfile.mkdtemp(prefix="pulsebridge-audit-")  # mode 0700
+        sweep_stale_directories()
+        self.directory = tempfile.mkdtemp(prefix=f"{DIRECTORY_PREFIX}{os.getpid()}-")  # mode 0700
         self.address = os.path.join(self.directory, SOCKET_NAME)
         self.process: subprocess.Popen | None = None
         self._control: int | None = None
@@ -81,6 +83,32 @@ class AuditSink:
                 log.error("audit sink did not finish within %.0f s; stopping it", timeout)
                 self.process.kill()
         shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def sweep_stale_directories(parent: str | None = None) -> list[str]:
+    """Remove the socket directories of servers that are gone (a SIGKILL to a whole process group
+    leaves nobody to clean up): ours, named after a master pid that no longer runs."""
+    parent = parent or tempfile.gettempdir()
+    removed = []
+    for entry in os.scandir(parent):
+        owner = entry.name.removeprefix(DIRECTORY_PREFIX).partition("-")[0]
+        if not (entry.name.startswith(DIRECTORY_PREFIX) and owner.isdigit() and entry.is_dir(follow_symlinks=False)):
+            continue
+        if entry.stat(follow_symlinks=False).st_uid != os.getuid() or _alive(int(owner)):
+            continue
+        shutil.rmtree(entry.path, ignore_errors=True)
+        removed.append(entry.path)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
 
 
 def _shielded() -> None:

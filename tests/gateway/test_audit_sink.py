@@ -8,6 +8,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -18,7 +19,7 @@ from adapters.storage import open_repository
 from adapters.storage.query import parse_search
 from adapters.storage.memory import MemoryRepository
 from conformance.audit import Requester
-from gateway.audit_sink import AuditSink, SocketWriter
+from gateway.audit_sink import AuditSink, SocketWriter, sweep_stale_directories
 from gateway.audit_trail import Capture
 from tests.gateway.served_gateway import ServedGateway
 
@@ -167,3 +168,16 @@ def _running(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
     except (FileNotFoundError, ProcessLookupError):
         return False
+
+
+def test_the_next_server_removes_the_socket_directories_of_servers_that_are_gone(tmp_path: Path) -> None:
+    """A SIGKILL to a whole process group leaves nobody to clean up; the next sink sweeps what is left."""
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = tmp_path / f"pulsebridge-audit-{gone.stdout.strip()}-x1"
+    live = tmp_path / f"pulsebridge-audit-{os.getpid()}-x2"
+    other = tmp_path / "pulsebridge-audit-notapid"
+    for directory in (stale, live, other):
+        directory.mkdir()
+        (directory / "sink.sock").touch()
+    assert sweep_stale_directories(str(tmp_path)) == [str(stale)]
+    assert not stale.exists() and live.exists() and other.exists()
