@@ -35,12 +35,6 @@ class Value:
         self._parts: list[Value] | None = None  # every child, once parts() made them
         self._kids: list[Value | None] | None = None  # children by position, made one by one by __getitem__ (all by parts())
 
-    def _separator(self) -> str | None:
-        d = self._d
-        if d is None or self._level >= SUBCOMPONENT:
-            return None
-        return d.component if self._level == REPETITION else d.subcomponent
-
     def pieces(self) -> list[str] | None:
         """The raw (undecoded) children, split once per Value; None for a leaf (a subcomponent or a literal)."""
         pieces = self._pieces
