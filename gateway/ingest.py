@@ -48,7 +48,7 @@ from adapters.hl7v2.ack import AckMode, ack_bytes, ack_for_unparseable, ack_mode
 from adapters.hl7v2.errors import ApplicationError, DataTypeError
 from adapters.storage.base import BundleEntryRequest, Repository, StorageError
 from adapters.storage.dates import date_range
-from adapters.storage.engine import retrying, rewrite_references
+from adapters.storage.engine import put_targets, retrying, rewrite_references
 from adapters.storage.messagelog import (
     APPLIED, DUPLICATE, ERROR, RECEIVED, REJECTED, LoggedMessage, open_message_log, utc_now,
 )
@@ -141,12 +141,7 @@ def _lock_in_order(unit: Any, requests: list[BundleEntryRequest]) -> None:
     deadlock check). The in-memory double has no `prefetch` and one lock."""
     prefetch = getattr(unit, "prefetch", None)
     if prefetch is not None:
-        keys = []
-        for request in requests:
-            resource_type, _, resource_id = request.url.partition("/")
-            if request.method == "PUT" and resource_id and "?" not in resource_id:
-                keys.append((resource_type, resource_id))
-        prefetch(keys)
+        prefetch(put_targets(requests))
 
 
 class Ingestor:
@@ -211,13 +206,13 @@ class Ingestor:
             from mappers import convert_message
 
             bundle, _report = convert_message(message, receipt.raw, zone=self.settings.timezone)
-            requests = bundle_requests(bundle)
+            mapped = bundle_requests(bundle)
         except HL7Error as error:
             return self._fail(receipt, error)
         except Exception as error:  # noqa: BLE001 - any mapping failure is this message's dead letter
             log.exception("mapping failed for message %s", receipt.message_id)
             return self._fail(receipt, ApplicationError(f"mapping failed: {type(error).__name__}: {error}"))
-        event, mapped = event_micros(message, self.settings.timezone), requests
+        event = event_micros(message, self.settings.timezone)
         try:
             # a unit rolled back by a concurrent one (PostgreSQL deadlock) runs again, not an AE
             original, requests, results, notes = retrying(lambda: self._store(receipt, message, mapped, event))

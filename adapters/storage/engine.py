@@ -198,6 +198,14 @@ def _split_url(url: str) -> tuple[str, str | None, str | None]:
     return parts[0], resource_id, version
 
 
+def put_targets(entries: list[BundleEntryRequest], methods: list[str] | None = None) -> list[tuple[str, str]]:
+    """(type, id) of what each plain PUT entry writes, conditional ones left out (bundle.html#transaction);
+    `methods`: the entries' methods upper-cased, when the caller has them already."""
+    methods = methods or [entry.method.upper() for entry in entries]
+    puts = [_split_url(e.url) for e, method in zip(entries, methods) if method == "PUT" and "?" not in e.url]
+    return [(resource_type, resource_id) for resource_type, resource_id, _ in puts if resource_id]
+
+
 def _query_of(url: str) -> SearchQuery:
     resource_type, _, query = url.partition("?")
     return parse_search(resource_type.strip("/").split("/")[-1], parse_qsl(query, keep_blank_values=True))
@@ -403,8 +411,7 @@ class VersionedStore(Repository):
         # 3. load the targets of plain PUTs in one go, then apply in processing order, report in entry order
         prefetch = getattr(uow, "prefetch", None)
         if prefetch is not None:
-            puts = [_split_url(e.url) for e, method in zip(entries, methods) if method == "PUT" and "?" not in e.url]
-            prefetch([(resource_type, resource_id) for resource_type, resource_id, _ in puts if resource_id])
+            prefetch(put_targets(entries, methods))
         results: list[WriteOutcome | Version | SearchResult | None] = [None] * len(entries)
         for i in order:
             entry = entries[i]
