@@ -59,18 +59,11 @@ class TargetPath:
         None). Names starting with `tmp` are scratch; `merge` must be in scope."""
         if self.text == "$this":  # merge an object into the element being built
             return [f"if isinstance({value}, dict):", f"    merge({root}, {value})"]
-        node, seq, have = f"{tmp}n", f"{tmp}s", f"{tmp}h"
-        out: list[str] = [f"{node} = {root}"]
-        item_set = False  # whether a head `[]` step has set item (only the first one does)
+        seq, have = f"{tmp}s", f"{tmp}h"
         *head, (leaf, leaf_mode, _) = self.steps
-        if not head and leaf_mode == ONE:  # `name`: the commonest shape
-            return [f"{have} = {root}.get({leaf!r})", f"if {have} is None:", f"    {root}[{leaf!r}] = {value}",
-                    f"elif isinstance({have}, dict) and isinstance({value}, dict):",
-                    f"    merge({have}, {value})"]
-        if not head and leaf_mode == APPEND:  # `name[]`
-            return [f"{seq} = {root}.get({leaf!r})", f"if {seq} is None:", f"    {seq} = {root}[{leaf!r}] = []",
-                    f"if isinstance({value}, list):", f"    {seq}.extend({value})", "else:", f"    {seq}.append({value})",
-                    f"    if isinstance({value}, dict):", f"        {item} = {value}"]
+        node = f"{tmp}n" if head else root  # `name` and `name[]`, the commonest shapes, write into root itself
+        out: list[str] = [f"{node} = {root}"] if head else []
+        item_set = False  # whether a head `[]` step has set item (only the first one does)
         for name, mode, key in head:
             if mode == ONE:
                 out += [f"{have} = {node}.get({name!r})", f"if {have} is None:", f"    {have} = {node}[{name!r}] = {{}}",
@@ -88,8 +81,8 @@ class TargetPath:
                 out += [f"{seq} = {node}.setdefault({name!r}, [])", f"for {have} in {seq}:", f"    if {have}.get('url') == {key!r}:",
                         f"        {node} = {have}", "        break", "else:", f"    {node} = {{'url': {key!r}}}", f"    {seq}.append({node})"]
         if leaf_mode == APPEND:
-            out += [f"{seq} = {node}.setdefault({leaf!r}, [])", f"if isinstance({value}, list):", f"    {seq}.extend({value})",
-                    "else:", f"    {seq}.append({value})"]
+            out += [f"{seq} = {node}.get({leaf!r})", f"if {seq} is None:", f"    {seq} = {node}[{leaf!r}] = []",
+                    f"if isinstance({value}, list):", f"    {seq}.extend({value})", "else:", f"    {seq}.append({value})"]
             if not item_set:
                 out += [f"    if isinstance({value}, dict):", f"        {item} = {value}"]
         elif leaf_mode == LAST:
