@@ -285,7 +285,8 @@ def compile_map(m: Map, specs: Specs) -> Callable[[Context, dict[str, Any]], Any
                            "_component_text": _component_text, "Context": Context, "compile_map": compile_map,
                            "add_resource": add_resource, "merge": merge, "_zoned_time": _zoned_time, "_translate": _translate,
                            "_convert_map": _convert_map}
-    lines = ["def run(ctx, out):", "    scalar = None"]
+    scalars = any(row.target is None for row in m.rows)
+    lines = ["def run(ctx, out):", *(["    scalar = None"] if scalars else [])]
     if any(row.part >= 0 for row in m.rows) or any(_inline_condition(row.when) for row in m.rows if row.when is not None):
         # the value's components as sent (raw strings), split once; Values are made only for rows that need them
         lines += ["    whole = ctx.value", *("    " + line for line in _SPLIT_LINES), "    nparts = len(pieces)"]
@@ -296,6 +297,11 @@ def compile_map(m: Map, specs: Specs) -> Callable[[Context, dict[str, Any]], Any
         lines += ["    seg = ctx.segment", f"    fields = seg.fields if seg is not None and seg.fields[0] == {m.datatype!r} else None",
                   "    nfields = len(fields) if fields is not None else 0",
                   "    place = ctx.place", "    preps = place.reps if fields is not None and place is not None else None"]
+    # first-value-wins needs no test where nothing can be under the target's first step yet: out is
+    # new (not an `into` resource), no earlier row writes that name, `$this` or a row that may write
+    # into the record directly (not _row_clean) ran before, and the row writes one value at most
+    written: set[str] = set()
+    anything = m.is_segment and _merged_into(m, specs)
     for i, row in enumerate(m.rows):
         env[f"R{i}"] = row
         lines.append(f"    # row {i + 1}: {(row.label or '-')!s:.40} -> {row.target.text if row.target else '-'!s:.60}".replace("\n", " ").replace("\r", " "))
@@ -349,13 +355,20 @@ def compile_map(m: Map, specs: Specs) -> Callable[[Context, dict[str, Any]], Any
             env[f"S{i}"] = row.source.read
             lines.append(f"{indent}for n, value in enumerate(S{i}(ctx, {row.every})):")
             indent += "    "
+        clean = _row_clean(row, specs)
         if text_row:
             env[f"T{i}"], call = _text_evaluator(row)  # type: ignore[misc]
             body = [f"result = {call.replace('F', f'T{i}')}"]
         else:
             body = _evaluation_lines(row, i, env, specs)
-            if not _row_clean(row, specs):  # what it writes (or writes itself) gets the full prune
+            if not clean:  # what it writes (or writes itself) gets the full prune
                 body += ["if ctx.record is not None:", "    ctx.record.clean = False"]
+        first_step = row.target.steps[0][0] if row.target is not None else None
+        fresh = not anything and first_step not in written and not (row.every and row.source is not None)
+        if first_step is not None:
+            written.add(first_step)
+        if row.target is not None and row.target.text == "$this" or m.is_segment and not clean:
+            anything = True
         lines += [
             f"{indent}try:",
             *(f"{indent}    {line}" for line in body),
@@ -367,8 +380,10 @@ def compile_map(m: Map, specs: Specs) -> Callable[[Context, dict[str, Any]], Any
         if row.target is None:
             lines += [f"{indent}if scalar is None:", f"{indent}    scalar = result"]
             continue
-        write = row.target.write_lines("out", "result", "item")  # the target path's writer, inlined
-        if row.set is None and row.default is None:
+        items = row.set is not None or row.default is not None
+        # the target path's writer, inlined
+        write = row.target.write_lines("out", "result", "item" if items else None, fresh=fresh, listy=_gives_list(row, specs))
+        if not items:
             lines += [f"{indent}{line}" for line in write]
             continue
         lines += [
@@ -384,7 +399,7 @@ def compile_map(m: Map, specs: Specs) -> Callable[[Context, dict[str, Any]], Any
         if row.default is not None:
             env[f"DEF{i}"] = row.default.get
             lines += [f"{indent}    for k, v in DEF{i}().items():", f"{indent}        item.setdefault(k, v)"]
-    lines += ["    if scalar is not None and not out:", "        return scalar", "    return out or None"]
+    lines += [*(["    if scalar is not None and not out:", "        return scalar"] if scalars else []), "    return out or None"]
     source, filename = "\n".join(lines) + "\n", f"<map {m.name}>"
     exec(compile(source, filename, "exec"), env)  # noqa: S102 - code generated above from checked specs
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)  # readable tracebacks
@@ -501,9 +516,9 @@ def _evaluation_lines(row: Row, i: int, env: dict[str, Any], specs: Specs) -> li
         env[f"FN{i}"], env[f"ARGS{i}"] = row.fn, row.args
         body = [f"result = FN{i}(ctx, value, ARGS{i})"]
     elif row.type is not None:
-        body = _type_lines(row.type, i, env, specs, whole=row.source is None)
-    else:
-        body = ["result = (value.text.strip() or None) if value is not None else None"]  # primitives.string
+        body = _type_lines(row.type, i, env, specs, whole=row.source is None)  # a read value is never None
+    else:  # primitives.string
+        body = [f"result = (value.text.strip() or None){' if value is not None else None' if row.source is None else ''}"]
     if row.format is not None:
         env[f"FMT{i}"] = row.format
         body += ["if result is not None:", f"    result = FMT{i}.format(result)"]
@@ -513,11 +528,13 @@ def _evaluation_lines(row: Row, i: int, env: dict[str, Any], specs: Specs) -> li
     return body
 
 
-def _sub_context(whole: bool) -> list[str]:
-    """The context a converter or datatype map gets (None for a missing value): this one when it reads
-    the whole value (XCN -> XCN[HumanName]; nothing writes to a Context), else ctx.with_value. The lines
-    after these are indented under `else:`."""
-    return ["if value is None:", "    result = None", "else:", f"    sub = {'ctx' if whole else 'ctx.with_value(value)'}"]
+def _with_sub_context(whole: bool, call: list[str]) -> list[str]:
+    """`call` (statements setting result from `sub`) with the context a converter or datatype map gets:
+    this one when it reads the whole value (XCN -> XCN[HumanName]; nothing writes to a Context; None
+    for a missing value), else ctx.with_value (a value read from a source is never None)."""
+    if not whole:
+        return ["sub = ctx.with_value(value)", *call]
+    return ["if value is None:", "    result = None", "else:", "    sub = ctx", *("    " + line for line in call)]
 
 
 def _type_lines(type_name: str, i: int, env: dict[str, Any], specs: Specs, *, whole: bool = False) -> list[str]:
@@ -526,22 +543,46 @@ def _type_lines(type_name: str, i: int, env: dict[str, Any], specs: Specs, *, wh
     primitive = PRIMITIVES.get(type_name)
     if primitive is not None:
         env[f"P{i}"] = primitive
+        test = " if value is not None else None" if whole else ""
         if type_name in ZONED:
-            return [f"result = _zoned_time(P{i}, value.text, ctx.state) if value is not None else None"]
-        return [f"result = P{i}(value.text) if value is not None else None"]
+            return [f"result = _zoned_time(P{i}, value.text, ctx.state){test}"]
+        return [f"result = P{i}(value.text){test}"]
     converter = functions.CONVERTERS.get(type_name)
     if converter is not None:
         env[f"CV{i}"] = converter
-        return [*_sub_context(whole), f"    result = CV{i}(sub, value, {{}})"]
+        return _with_sub_context(whole, [f"result = CV{i}(sub, value, {{}})"])
     m = specs.maps[type_name]
     env[f"D{i}"] = m
     if m.build is not None:
-        return [f"result = _convert_map(D{i}, value, ctx) if value is not None else None"]
-    body = [*_sub_context(whole), f"    result = (D{i}.compiled or compile_map(D{i}, ctx.state.specs))(sub, {{}})"]
+        return [f"result = _convert_map(D{i}, value, ctx){' if value is not None else None' if whole else ''}"]
+    call = [f"result = (D{i}.compiled or compile_map(D{i}, ctx.state.specs))(sub, {{}})"]
     if m.resource is not None:
         clean = map_clean(m, specs)
-        body += ["    if result is not None:", f"        result = add_resource(ctx.state, {m.resource!r}, result, {clean})"]
-    return body
+        call += ["if result is not None:", f"    result = add_resource(ctx.state, {m.resource!r}, result, {clean})"]
+    return _with_sub_context(whole, call)
+
+
+def _merged_into(m: Map, specs: Specs) -> bool:
+    """Whether some message spec runs m `into` an existing resource (its out is then not new)."""
+    return any(entry.map is m and bool(entry.into) for spec in (*specs.messages.values(), specs.default)
+               for entries in spec.entries.values() for entry in entries)
+
+
+def _gives_list(row: Row, specs: Specs) -> bool:
+    """Whether a row's result may be a list (an array target then extends with it): not for a
+    primitive, the text, a format, a resource's Reference or a datatype map without scalar rows."""
+    if row.format is not None:
+        return False
+    if row.value is not None:
+        return isinstance(row.value.get(), list)
+    if row.fn is not None:
+        return True
+    if row.type is None or row.type in PRIMITIVES:
+        return False
+    if row.type in functions.CONVERTERS:
+        return True
+    m = specs.maps[row.type]
+    return m.build is not None or (m.resource is None and any(r.target is None for r in m.rows))
 
 
 def _zoned_time(primitive: Callable[[str, tzinfo], Any], text: str, state: MessageState) -> Any:

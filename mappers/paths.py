@@ -53,17 +53,23 @@ class TargetPath:
     def __repr__(self) -> str:
         return f"TargetPath({self.text!r})"
 
-    def write_lines(self, root: str, value: str, item: str, tmp: str = "_t") -> list[str]:
+    def write_lines(self, root: str, value: str, item: str | None, tmp: str = "_t", *, fresh: bool = False,
+                    listy: bool = True) -> list[str]:
         """Python statements putting `value` at this path under `root` and setting `item` to the
         element made by the first `[]` (left unchanged when there is none; callers start it at
-        None). Names starting with `tmp` are scratch; `merge` must be in scope."""
+        None; item None: nobody reads it). Names starting with `tmp` are scratch; `merge` must be in
+        scope. Settled by the caller at compile time: `fresh`, root holds nothing under this path's
+        first step yet (every container is made, no first-value-wins test); `listy`, value may be a
+        list (an array leaf extends with it)."""
         if self.text == "$this":  # merge an object into the element being built
             return [f"if isinstance({value}, dict):", f"    merge({root}, {value})"]
+        if fresh:
+            return self._fresh_lines(root, value, item, tmp, listy)
         seq, have = f"{tmp}s", f"{tmp}h"
         *head, (leaf, leaf_mode, _) = self.steps
         node = f"{tmp}n" if head else root  # `name` and `name[]`, the commonest shapes, write into root itself
         out: list[str] = [f"{node} = {root}"] if head else []
-        item_set = False  # whether a head `[]` step has set item (only the first one does)
+        item_set = item is None  # whether a head `[]` step has set item (only the first one does)
         for name, mode, key in head:
             if mode == ONE:
                 out += [f"{have} = {node}.get({name!r})", f"if {have} is None:", f"    {have} = {node}[{name!r}] = {{}}",
@@ -81,10 +87,13 @@ class TargetPath:
                 out += [f"{seq} = {node}.setdefault({name!r}, [])", f"for {have} in {seq}:", f"    if {have}.get('url') == {key!r}:",
                         f"        {node} = {have}", "        break", "else:", f"    {node} = {{'url': {key!r}}}", f"    {seq}.append({node})"]
         if leaf_mode == APPEND:
-            out += [f"{seq} = {node}.get({leaf!r})", f"if {seq} is None:", f"    {seq} = {node}[{leaf!r}] = []",
-                    f"if isinstance({value}, list):", f"    {seq}.extend({value})", "else:", f"    {seq}.append({value})"]
+            out += [f"{seq} = {node}.get({leaf!r})", f"if {seq} is None:", f"    {seq} = {node}[{leaf!r}] = []"]
+            if not listy:
+                out.append(f"{seq}.append({value})")
+            else:
+                out += [f"if isinstance({value}, list):", f"    {seq}.extend({value})", "else:", f"    {seq}.append({value})"]
             if not item_set:
-                out += [f"    if isinstance({value}, dict):", f"        {item} = {value}"]
+                out += [f"{'    ' if listy else ''}if isinstance({value}, dict):", f"{'    ' if listy else ''}    {item} = {value}"]
         elif leaf_mode == LAST:
             out += [f"{seq} = {node}.setdefault({leaf!r}, [])",
                     f"if {seq} and isinstance({seq}[-1], dict) and isinstance({value}, dict):", f"    merge({seq}[-1], {value})",
@@ -92,6 +101,31 @@ class TargetPath:
         else:
             out += [f"{have} = {node}.get({leaf!r})", f"if {have} is None:", f"    {node}[{leaf!r}] = {value}",
                     f"elif isinstance({have}, dict) and isinstance({value}, dict):", f"    merge({have}, {value})"]
+        return out
+
+    def _fresh_lines(self, root: str, value: str, item: str | None, tmp: str, listy: bool) -> list[str]:
+        """write_lines when nothing is under the first step yet: each step's container is new, so
+        the value goes in without looking (the same tree the general lines build)."""
+        *head, (leaf, leaf_mode, _) = self.steps
+        node, out, item_set = root, [], item is None
+        for depth, (name, mode, key) in enumerate(head):
+            made, have = "{}" if mode != KEYED else f"{{'url': {key!r}}}", f"{tmp}{depth}"
+            if mode == ONE:
+                out.append(f"{have} = {node}[{name!r}] = {made}")
+            else:
+                out += [f"{have} = {made}", f"{node}[{name!r}] = [{have}]"]
+                if mode == APPEND and not item_set:
+                    out.append(f"{item} = {have}")
+                    item_set = True
+            node = have
+        if leaf_mode == ONE:
+            out.append(f"{node}[{leaf!r}] = {value}")
+        elif leaf_mode == LAST or not listy:
+            out.append(f"{node}[{leaf!r}] = [{value}]")
+        else:
+            out.append(f"{node}[{leaf!r}] = list({value}) if isinstance({value}, list) else [{value}]")
+        if leaf_mode == APPEND and not item_set:
+            out += [f"if isinstance({value}, dict):", f"    {item} = {value}"]
         return out
 
 
