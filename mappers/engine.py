@@ -39,6 +39,7 @@ from mappers.report import ConversionReport
 from mappers.specs import Constant, Entry, Link, Map, MessageSpec, Ref, Row, Specs, load_specs
 
 Evaluate = Callable[[Value | None, "Context"], Any]
+_CTX_VALUE: Any = object()  # a compiled datatype map called without a value: it reads ctx.value
 _NOTHING: frozenset[int] = frozenset()
 
 Path = tuple[int, ...]
@@ -284,12 +285,17 @@ def compile_map(m: Map, specs: Specs) -> Callable[[Context, dict[str, Any]], Any
                            "unescape": unescape,
                            "_component_text": _component_text, "Context": Context, "compile_map": compile_map,
                            "add_resource": add_resource, "merge": merge, "_zoned_time": _zoned_time, "_translate": _translate,
-                           "_convert_map": _convert_map}
+                           "_convert_map": _convert_map, "_CTX_VALUE": _CTX_VALUE}
     scalars = any(row.target is None for row in m.rows)
-    lines = ["def run(ctx, out):", *(["    scalar = None"] if scalars else [])]
+    # the map reads `whole`: ctx.value, or the value a compiled map hands it with its own context (a
+    # datatype map gets no Context of its own unless it reads its value through the context: a `when`
+    # clause or a source read not inlined)
+    lines = ["def run(ctx, out, whole=_CTX_VALUE):", "    if whole is _CTX_VALUE:", "        whole = ctx.value",
+             "    elif whole is not ctx.value:", "        ctx = ctx.with_value(whole)", *(["    scalar = None"] if scalars else [])]
+    calls_with_ctx = 0  # lines calling what reads the value through ctx (W, C, S); none: lines[3:5] go
     if any(row.part >= 0 for row in m.rows) or any(_inline_condition(row.when) for row in m.rows if row.when is not None):
         # the value's components as sent (raw strings), split once; Values are made only for rows that need them
-        lines += ["    whole = ctx.value", *("    " + line for line in _SPLIT_LINES), "    nparts = len(pieces)"]
+        lines += [*("    " + line for line in _SPLIT_LINES), "    nparts = len(pieces)"]
     own_rows = m.is_segment and any(r.source is not None and r.source.segment == m.datatype for r in m.rows)
     own = m.datatype if m.is_segment else None
     own_conditions = own is not None and any(_inline_condition(row.when, own=own) for row in m.rows if row.when is not None)
@@ -318,12 +324,13 @@ def compile_map(m: Map, specs: Specs) -> Callable[[Context, dict[str, Any]], Any
             if inline is None:
                 env[f"W{i}"] = row.when
                 inline = f"W{i}(ctx)"
+            calls_with_ctx += "(ctx)" in inline
             lines.append(f"{indent}if {inline}:")
             indent += "    "
         single = row.source is None or (k >= 0 and row.source.subcomponent is None)
         text_row = k >= 0 and single and _text_evaluator(row) is not None
         if row.source is None:
-            lines.append(f"{indent}value = ctx.value")  # datatype maps: the value itself; segment maps: None
+            lines.append(f"{indent}value = whole")  # datatype maps: the value itself; segment maps: None
         elif single:
             lines.append(f"{indent}if pieces[{k}] != '\"\"':")
             indent += "    "
@@ -353,6 +360,7 @@ def compile_map(m: Map, specs: Specs) -> Callable[[Context, dict[str, Any]], Any
             indent += "    "
         else:
             env[f"S{i}"] = row.source.read
+            calls_with_ctx += 1
             lines.append(f"{indent}for n, value in enumerate(S{i}(ctx, {row.every})):")
             indent += "    "
         clean = _row_clean(row, specs)
@@ -400,6 +408,8 @@ def compile_map(m: Map, specs: Specs) -> Callable[[Context, dict[str, Any]], Any
             env[f"DEF{i}"] = row.default.get
             lines += [f"{indent}    for k, v in DEF{i}().items():", f"{indent}        item.setdefault(k, v)"]
     lines += [*(["    if scalar is not None and not out:", "        return scalar"] if scalars else []), "    return out or None"]
+    if not m.is_segment and not calls_with_ctx:
+        del lines[3:5]
     source, filename = "\n".join(lines) + "\n", f"<map {m.name}>"
     exec(compile(source, filename, "exec"), env)  # noqa: S102 - code generated above from checked specs
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)  # readable tracebacks
@@ -529,17 +539,17 @@ def _evaluation_lines(row: Row, i: int, env: dict[str, Any], specs: Specs) -> li
 
 
 def _with_sub_context(whole: bool, call: list[str]) -> list[str]:
-    """`call` (statements setting result from `sub`) with the context a converter or datatype map gets:
-    this one when it reads the whole value (XCN -> XCN[HumanName]; nothing writes to a Context; None
-    for a missing value), else ctx.with_value (a value read from a source is never None)."""
+    """`call` (statements setting result from `value`), skipped for a missing whole value (a value read
+    from a source is never None). A converter gets this context (functions read the value they are
+    given, not ctx.value), a compiled datatype map this context and the value (see compile_map)."""
     if not whole:
-        return ["sub = ctx.with_value(value)", *call]
-    return ["if value is None:", "    result = None", "else:", "    sub = ctx", *("    " + line for line in call)]
+        return call
+    return ["if value is None:", "    result = None", "else:", *("    " + line for line in call)]
 
 
 def _type_lines(type_name: str, i: int, env: dict[str, Any], specs: Specs, *, whole: bool = False) -> list[str]:
     """`_type_converter` as statements: a primitive on the value's text, a named converter, or a datatype
-    map run on the value (inline: a Context for it, its compiled rows, add_resource for a resource)."""
+    map run on the value (inline: its compiled rows, given the value, add_resource for a resource)."""
     primitive = PRIMITIVES.get(type_name)
     if primitive is not None:
         env[f"P{i}"] = primitive
@@ -550,12 +560,12 @@ def _type_lines(type_name: str, i: int, env: dict[str, Any], specs: Specs, *, wh
     converter = functions.CONVERTERS.get(type_name)
     if converter is not None:
         env[f"CV{i}"] = converter
-        return _with_sub_context(whole, [f"result = CV{i}(sub, value, {{}})"])
+        return _with_sub_context(whole, [f"result = CV{i}(ctx, value, {{}})"])
     m = specs.maps[type_name]
     env[f"D{i}"] = m
     if m.build is not None:
         return [f"result = _convert_map(D{i}, value, ctx){' if value is not None else None' if whole else ''}"]
-    call = [f"result = (D{i}.compiled or compile_map(D{i}, ctx.state.specs))(sub, {{}})"]
+    call = [f"result = (D{i}.compiled or compile_map(D{i}, ctx.state.specs))(ctx, {{}}, value)"]
     if m.resource is not None:
         clean = map_clean(m, specs)
         call += ["if result is not None:", f"    result = add_resource(ctx.state, {m.resource!r}, result, {clean})"]
@@ -655,7 +665,7 @@ def _type_converter(type_name: str, specs: Specs) -> Evaluate:
         return lambda value, ctx: primitive(value.text) if value is not None else None
     converter = functions.CONVERTERS.get(type_name)
     if converter is not None:
-        return lambda value, ctx: converter(ctx.with_value(value), value, {}) if value is not None else None
+        return lambda value, ctx: converter(ctx, value, {}) if value is not None else None  # functions read value, not ctx.value
     m = specs.maps[type_name]
     if m.build is not None:
         return lambda value, ctx: _convert_map(m, value, ctx) if value is not None else None
