@@ -302,7 +302,8 @@ def compile_map(m: Map, specs: Specs) -> Callable[[Context, dict[str, Any]], Any
     if own_rows or own_conditions:  # a row reading an empty field of the map's own segment is skipped before anything else
         lines += ["    seg = ctx.segment", f"    fields = seg.fields if seg is not None and seg.fields[0] == {m.datatype!r} else None",
                   "    nfields = len(fields) if fields is not None else 0",
-                  "    place = ctx.place", "    preps = place.reps if fields is not None and place is not None else None"]
+                  "    place = ctx.place", "    preps = place.reps if fields is not None and place is not None else None",
+                  "    sd = seg._d if fields is not None else None"]
     # first-value-wins needs no test where nothing can be under the target's first step yet: out is
     # new (not an `into` resource), no earlier row writes that name, `$this` or a row that may write
     # into the record directly (not _row_clean) ran before, and the row writes one value at most
@@ -329,7 +330,27 @@ def compile_map(m: Map, specs: Specs) -> Callable[[Context, dict[str, Any]], Any
             indent += "    "
         single = row.source is None or (k >= 0 and row.source.subcomponent is None)
         text_row = k >= 0 and single and _text_evaluator(row) is not None
-        if row.source is None:
+        src = row.source
+        own_first = (own_rows and src is not None and src.segment == m.datatype and src.repetition is None
+                     and src.component is None and not row.every)  # the first repetition of a field of its own segment
+        n_expr = "0" if single or k >= 0 or own_first else "n"  # the value's position among those read, for _locate
+        if own_first and _text_evaluator(row) is not None and not (m.datatype == "MSH" and src.field <= 2):
+            # a primitive from it: its decoded text from the field as sent, without a Value (= Source.read, Value.text)
+            text_row = True
+            env[f"S{i}"] = src.read
+            lines += [f"{indent}if fields is not None:",
+                      f"{indent}    text = fields[{src.field}].partition(sd.repetition)[0]",
+                      f"{indent}    if text != '' and text != '\"\"':",
+                      f"{indent}        text = text.partition(sd.component)[0].partition(sd.subcomponent)[0]",
+                      f"{indent}        if sd.escape in text:",
+                      f"{indent}            text = unescape(text, sd)",
+                      f"{indent}    else:",
+                      f"{indent}        text = None",
+                      f"{indent}else:",
+                      f"{indent}    text = _vs[0].text if (_vs := S{i}(ctx, False)) else None",
+                      f"{indent}if text is not None:"]
+            indent += "    "
+        elif row.source is None:
             lines.append(f"{indent}value = whole")  # datatype maps: the value itself; segment maps: None
         elif single:
             lines.append(f"{indent}if pieces[{k}] != '\"\"':")
@@ -346,18 +367,20 @@ def compile_map(m: Map, specs: Specs) -> Callable[[Context, dict[str, Any]], Any
             lines += [f"{indent}value = whole[{k + 1}][{row.source.subcomponent}]",
                       f"{indent}if value.raw != '' and value.raw != '\"\"':"]
             indent += "    "
-        elif own_rows and row.source.segment == m.datatype and not row.every and row.source.repetition is None and row.source.component is None:
+        elif own_first:
             # the first repetition of a field of the map's own segment (the commonest read): Source.read, inlined
             env[f"S{i}"] = row.source.read
-            lines += [f"{indent}for n, value in enumerate(S{i}(ctx, False) if preps is None else preps({row.source.field})[:1]):",
-                      f"{indent}    if value.raw != '' and value.raw != '\"\"':"]
-            indent += "        "
-        elif own_rows and row.source.segment == m.datatype and row.source.repetition is None and row.source.component is None:
-            # every valued repetition of a field of the map's own segment: Source.read, inlined
-            env[f"S{i}"] = row.source.read
-            lines.append(f"{indent}for n, value in enumerate(S{i}(ctx, True) if preps is None else"
-                         f" [v for v in preps({row.source.field}) if v.raw and v.raw != '\"\"']):")
+            lines += [f"{indent}_vs = S{i}(ctx, False) if preps is None else preps({row.source.field})",
+                      f"{indent}if _vs and (value := _vs[0]).raw != '' and value.raw != '\"\"':"]
             indent += "    "
+        elif own_rows and row.source.segment == m.datatype and row.source.repetition is None and row.source.component is None:
+            # every valued repetition of a field of the map's own segment: Source.read, inlined (the
+            # position among the valued ones, as Source.read counts, is worked out only for an error)
+            env[f"S{i}"] = row.source.read
+            lines += [f"{indent}_vs = S{i}(ctx, True) if preps is None else preps({row.source.field})",
+                      f"{indent}for value in _vs:", f"{indent}    if value.raw != '' and value.raw != '\"\"':"]
+            indent += "        "
+            n_expr = "[v for v in _vs if v.raw != '' and v.raw != '\"\"'].index(value)"
         else:
             env[f"S{i}"] = row.source.read
             calls_with_ctx += 1
@@ -381,7 +404,7 @@ def compile_map(m: Map, specs: Specs) -> Callable[[Context, dict[str, Any]], Any
             f"{indent}try:",
             *(f"{indent}    {line}" for line in body),
             f"{indent}except DataTypeError as exc:",
-            f"{indent}    raise _locate(exc, M, R{i}, ctx, {'0' if single or k >= 0 else 'n'}) from None",
+            f"{indent}    raise _locate(exc, M, R{i}, ctx, {n_expr}) from None",
             f"{indent}if result is not None:",
         ]
         indent += "    "
