@@ -12,11 +12,12 @@ Speed (issue 3 benchmark): each map's rows are compiled once per process into on
 function (`compile_map`; `interpret_map` is the same semantics as a plain loop, and the tests
 check that both agree on the whole corpus). The generated code tests emptiness and simple `when`
 clauses on the raw strings the reader split (a segment map: on its own segment's fields),
-converts one component's text with a primitive without making a Value, evaluates each row inline
-(constant, function, converter, primitive, `format`, `vocab`), runs a datatype map row's map
-inline (in the same Context when it reads the whole value), and writes at the target path with
-that path's own generated statements (mappers.paths.TargetPath.write_lines); a segment map skips
-rows whose field of its own segment is empty before anything else. Field repetitions, scope
+converts one component's (or its own segment's field's) text with a primitive without making a
+Value, evaluates each row inline (constant, function, converter, primitive, `format`, `vocab`),
+hands a datatype map row's map the value with the row's own Context, and writes at the target
+path with that path's own generated statements (mappers.paths.TargetPath.write_lines), without
+the first-value-wins test where nothing can be there yet; a segment map skips rows whose field
+of its own segment is empty before anything else. Field repetitions, scope
 lookups, ids and dateTime/instant conversions are cached per conversion, never across messages;
 resources stay plain dicts until orjson serialises them; the unmapped report is worked out only
 when read (mappers.report).
@@ -287,12 +288,8 @@ def compile_map(m: Map, specs: Specs) -> Callable[[Context, dict[str, Any]], Any
                            "add_resource": add_resource, "merge": merge, "_zoned_time": _zoned_time, "_translate": _translate,
                            "_convert_map": _convert_map, "_CTX_VALUE": _CTX_VALUE}
     scalars = any(row.target is None for row in m.rows)
-    # the map reads `whole`: ctx.value, or the value a compiled map hands it with its own context (a
-    # datatype map gets no Context of its own unless it reads its value through the context: a `when`
-    # clause or a source read not inlined)
-    lines = ["def run(ctx, out, whole=_CTX_VALUE):", "    if whole is _CTX_VALUE:", "        whole = ctx.value",
-             "    elif whole is not ctx.value:", "        ctx = ctx.with_value(whole)", *(["    scalar = None"] if scalars else [])]
-    calls_with_ctx = 0  # lines calling what reads the value through ctx (W, C, S); none: lines[3:5] go
+    lines = ["    scalar = None"] if scalars else []
+    calls_with_ctx = 0  # calls of what reads the value through ctx (W, C, S: a clause or a read not inlined)
     if any(row.part >= 0 for row in m.rows) or any(_inline_condition(row.when) for row in m.rows if row.when is not None):
         # the value's components as sent (raw strings), split once; Values are made only for rows that need them
         lines += [*("    " + line for line in _SPLIT_LINES), "    nparts = len(pieces)"]
@@ -308,7 +305,9 @@ def compile_map(m: Map, specs: Specs) -> Callable[[Context, dict[str, Any]], Any
     # new (not an `into` resource), no earlier row writes that name, `$this` or a row that may write
     # into the record directly (not _row_clean) ran before, and the row writes one value at most
     written: set[str] = set()
-    anything = m.is_segment and _merged_into(m, specs)
+    entries = _entries_of(m, specs)
+    anything = any(entry.into for entry in entries)
+    record_out = m.is_segment or bool(entries)  # out may be ctx.record.resource, which functions write into
     for i, row in enumerate(m.rows):
         env[f"R{i}"] = row
         lines.append(f"    # row {i + 1}: {(row.label or '-')!s:.40} -> {row.target.text if row.target else '-'!s:.60}".replace("\n", " ").replace("\r", " "))
@@ -398,7 +397,7 @@ def compile_map(m: Map, specs: Specs) -> Callable[[Context, dict[str, Any]], Any
         fresh = not anything and first_step not in written and not (row.every and row.source is not None)
         if first_step is not None:
             written.add(first_step)
-        if row.target is not None and row.target.text == "$this" or m.is_segment and not clean:
+        if row.target is not None and row.target.text == "$this" or record_out and not clean:
             anything = True
         lines += [
             f"{indent}try:",
@@ -431,8 +430,10 @@ def compile_map(m: Map, specs: Specs) -> Callable[[Context, dict[str, Any]], Any
             env[f"DEF{i}"] = row.default.get
             lines += [f"{indent}    for k, v in DEF{i}().items():", f"{indent}        item.setdefault(k, v)"]
     lines += [*(["    if scalar is not None and not out:", "        return scalar"] if scalars else []), "    return out or None"]
-    if not m.is_segment and not calls_with_ctx:
-        del lines[3:5]
+    # the map reads `whole`: ctx.value, or the value a compiled map hands it with that map's context
+    # (a datatype map gets a Context of its own only when something reads its value through ctx)
+    own_context = ["    elif whole is not ctx.value:", "        ctx = ctx.with_value(whole)"] if m.is_segment or calls_with_ctx else []
+    lines = ["def run(ctx, out, whole=_CTX_VALUE):", "    if whole is _CTX_VALUE:", "        whole = ctx.value", *own_context, *lines]
     source, filename = "\n".join(lines) + "\n", f"<map {m.name}>"
     exec(compile(source, filename, "exec"), env)  # noqa: S102 - code generated above from checked specs
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)  # readable tracebacks
@@ -595,10 +596,10 @@ def _type_lines(type_name: str, i: int, env: dict[str, Any], specs: Specs, *, wh
     return _with_sub_context(whole, call)
 
 
-def _merged_into(m: Map, specs: Specs) -> bool:
-    """Whether some message spec runs m `into` an existing resource (its out is then not new)."""
-    return any(entry.map is m and bool(entry.into) for spec in (*specs.messages.values(), specs.default)
-               for entries in spec.entries.values() for entry in entries)
+def _entries_of(m: Map, specs: Specs) -> list[Entry]:
+    """The message spec entries running m on a segment (out: a record's resource, for `into` one made before)."""
+    return [entry for spec in (*specs.messages.values(), specs.default) for entries in spec.entries.values()
+            for entry in entries if entry.map is m]
 
 
 def _gives_list(row: Row, specs: Specs) -> bool:
