@@ -362,6 +362,16 @@ def compile_map(m: Map, specs: Specs) -> Callable[[Context, dict[str, Any]], Any
                 ]
             else:
                 lines.append(f"{indent}value = whole[{k + 1}]")
+        elif k >= 0 and _text_evaluator(row) is not None:
+            # a primitive from a subcomponent (XPN.1.1): its text from the component as sent, without a
+            # Value (= whole[k][s].text: a component of a component-level value is a leaf, its own first part)
+            text_row, sub = True, row.source.subcomponent
+            first = f"pieces[{k}].partition(leaf_sep)[0]" if sub == 1 else f"(_p[{sub - 1}] if len(_p := pieces[{k}].split(leaf_sep)) > {sub - 1} else '')"
+            lines += [f"{indent}text = {first} if leaf_sep else {f'pieces[{k}]' if sub == 1 else repr('')}",
+                      f"{indent}if text != '' and text != '\"\"':",
+                      f"{indent}    if delims is not None and delims.escape in text:",
+                      f"{indent}        text = unescape(text, delims)"]
+            indent += "    "
         elif k >= 0:  # a subcomponent of a valued component (XPN.1.1): Source.read, inlined, without splitting the other components
             lines += [f"{indent}value = whole[{k + 1}][{row.source.subcomponent}]",
                       f"{indent}if value.raw != '' and value.raw != '\"\"':"]
