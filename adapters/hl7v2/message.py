@@ -25,14 +25,13 @@ class Value:
     first component, as HL7 receivers do (v2.5 2.6.3).
     """
 
-    __slots__ = ("raw", "_d", "_level", "_pieces", "_parts", "_kids")
+    __slots__ = ("raw", "_d", "_level", "_pieces", "_kids")
 
     def __init__(self, raw: str, delimiters: Delimiters | None, level: int = REPETITION) -> None:
         self.raw = raw
         self._d = delimiters  # None: a literal (MSH-1, MSH-2), never split or unescaped
         self._level = level
         self._pieces: list[str] | None = None  # raw children, split on first use (values are immutable)
-        self._parts: list[Value] | None = None  # every child, once parts() made them
         self._kids: list[Value | None] | None = None  # children by position, made one by one by __getitem__ (all by parts())
 
     def pieces(self) -> list[str] | None:
@@ -48,41 +47,47 @@ class Value:
 
     def parts(self) -> list[Value]:
         """The children (components of a repetition, subcomponents of a component); do not mutate."""
-        parts = self._parts
-        if parts is None:
+        kids = self._kids
+        if kids is None or None in kids:
             pieces = self._pieces
             if pieces is None:
                 pieces = self.pieces()
-            if pieces is None:
-                parts = [self]
-            else:
-                d, level, kids = self._d, self._level + 1, self._kids
-                if kids is None:
-                    parts = [Value(p, d, level) for p in pieces]
-                else:  # children already made keep their identity (and what they split)
-                    parts = [kid or Value(p, d, level) for kid, p in zip(kids, pieces)]
-                self._kids = parts  # __getitem__ answers from it
-            self._parts = parts
-        return parts
+                if pieces is None:
+                    return [self]
+            d, level = self._d, self._level + 1
+            if kids is None:
+                kids = [_made(p, d, level) for p in pieces]
+            else:  # children already made keep their identity (and what they split)
+                kids = [_made(p, d, level) if kid is None else kid for kid, p in zip(kids, pieces)]
+            self._kids = kids  # __getitem__ answers from it
+        return kids  # type: ignore[return-value]
 
     def __getitem__(self, index: int) -> Value:
         kids = self._kids
         if kids is not None and 0 < index <= len(kids):  # a mapping reads the same component again and again
             kid = kids[index - 1]
             if kid is None:
-                kid = kids[index - 1] = Value(self._pieces[index - 1], self._d, self._level + 1)  # type: ignore[index]
+                kid = kids[index - 1] = _Made()  # Value(pieces[index - 1], d, level + 1), inlined
+                kid.raw = self._pieces[index - 1]  # type: ignore[index]
+                kid._d = self._d
+                kid._level = self._level + 1
+                kid._pieces = kid._kids = None
             return kid
         pieces = self._pieces
         if pieces is None:
             pieces = self.pieces()
             if pieces is None:
-                return self if index == 1 else Value("", self._d, SUBCOMPONENT)
+                return self if index == 1 else _empty(self._d, SUBCOMPONENT)
         if index < 1:
             raise IndexError("HL7 positions are 1-based")
         if index > len(pieces):
-            return Value("", self._d, self._level + 1)
+            return _empty(self._d, self._level + 1)
         kids = self._kids = [None] * len(pieces)  # children made one by one, by position
-        kid = kids[index - 1] = Value(pieces[index - 1], self._d, self._level + 1)
+        kid = kids[index - 1] = _Made()
+        kid.raw = pieces[index - 1]
+        kid._d = self._d
+        kid._level = self._level + 1
+        kid._pieces = kid._kids = None
         return kid
 
     @property
@@ -90,12 +95,13 @@ class Value:
         """Decoded text of the first leaf; '' when empty."""
         raw = self.raw
         d = self._d
-        if d is None:
+        if d is None or not raw:
             return raw
+        # `in` before partition: nearly every value read as text is a single leaf (no new strings then)
         level = self._level
-        if level == REPETITION:
-            raw = raw.partition(d.component)[0].partition(d.subcomponent)[0]
-        elif level == COMPONENT:
+        if level == REPETITION and d.component in raw:
+            raw = raw.partition(d.component)[0]
+        if level != SUBCOMPONENT and d.subcomponent in raw:
             raw = raw.partition(d.subcomponent)[0]
         return unescape(raw, d) if d.escape in raw else raw
 
@@ -124,6 +130,28 @@ class Value:
             return [[self.raw]]
         comps = self.raw.split(d.component) if self._level == REPETITION else [self.raw]
         return [[unescape(s, d) for s in c.split(d.subcomponent)] for c in comps]
+
+
+class _Made(Value):
+    """A Value made by this module, which sets the five slots itself: calling a class with a
+    Python __init__ costs about twice the allocation (a conversion makes ~370 Values)."""
+
+    __slots__ = ()
+    __init__ = object.__init__  # type: ignore[assignment]
+
+
+def _made(raw: str, d: Delimiters | None, level: int) -> Value:
+    value = _Made()
+    value.raw = raw
+    value._d = d
+    value._level = level
+    value._pieces = value._kids = None
+    return value
+
+
+def _empty(d: Delimiters | None, level: int) -> Value:
+    """An absent child (past the last component sent): empty, at that level."""
+    return _made("", d, level)
 
 
 class Segment:
@@ -161,8 +189,13 @@ class Segment:
             return [Value(raw, None)]
         d = self._d
         if d.repetition not in raw:
-            return [Value(raw, d)]
-        return [Value(r, d) for r in raw.split(d.repetition)]
+            value = _Made()  # _made(raw, d, REPETITION), inlined: most fields are sent once
+            value.raw = raw
+            value._d = d
+            value._level = REPETITION
+            value._pieces = value._kids = None
+            return [value]
+        return [_made(r, d, REPETITION) for r in raw.split(d.repetition)]
 
     def __getitem__(self, field: int) -> Value:
         """First repetition of a field."""
@@ -171,7 +204,7 @@ class Segment:
         if field <= 2 and fields[0] == "MSH":  # MSH-1, MSH-2: literals
             return Value(raw, None)
         d = self._d
-        return Value(raw.partition(d.repetition)[0], d)
+        return _made(raw.partition(d.repetition)[0], d, REPETITION)
 
     def get(self, field: int, component: int = 1, subcomponent: int = 1, repetition: int = 1) -> str:
         """Decoded text at a position; '' when absent."""
