@@ -16,9 +16,10 @@ import hashlib
 from functools import lru_cache
 from types import ModuleType
 from urllib.parse import quote
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from adapters.hl7v2.message import Value
+from adapters.hl7v2.escape import unescape
+from adapters.hl7v2.message import REPETITION, Value
 from mappers import functions_encounters, functions_orders, primitives, vocab
 
 if TYPE_CHECKING:
@@ -165,29 +166,44 @@ def location_hierarchy(ctx: Context, value: Value | None, args: dict[str, Any]) 
     A level a message names again (the facility of every PL, a PV1-3 bed again in PV1-6) is made
     once per conversion (MessageState.locations): the same body would add nothing to its Location.
     """
-    from mappers.engine import add_resource  # late import: the engine imports this module
-
     if value is None:
         return None
+    return location_chain(ctx, value, args["levels"])
+
+
+_add_resource: Callable[..., dict[str, str]] | None = None  # mappers.engine.add_resource, bound on first use
+
+
+def location_chain(ctx: Context, value: Value, levels: list[list[Any]], blank: int | None = None) -> dict[str, str] | None:
+    """location_hierarchy of a composite whose levels are its components (PL, NDL); component
+    `blank` is read as empty (a component the IG maps to nothing, NDL.9); PL.9 describes the most
+    specific level."""
+    global _add_resource
     present = []
-    for comp, physical in args["levels"]:
-        part = value[int(comp)]
-        name = part.text.strip()  # PL components are HD: the first subcomponent names the level
+    for comp, physical in levels:
+        comp = int(comp)
+        subs = _subcomponents(value, comp) if comp != blank else ()
+        name = subs[0].strip() if subs else ""  # PL components are HD: the first subcomponent names the level
         if name:
-            present.append((part, name, physical))
+            present.append((comp, subs, name, physical))
     if not present:
         return None
+    if _add_resource is None:  # a late import costs ~8K instructions a call: done once
+        from mappers.engine import add_resource as _add_resource  # the engine imports this module
     state = ctx.state
     made = state.locations
     system = _location_system(state.facility)
     parent_ref: dict[str, str] | None = None
     chain = ""
     most_specific = present[0][0]
-    for part, name, physical in reversed(present):  # from the facility down, so ids include the parents
+    for comp, subs, name, physical in reversed(present):  # from the facility down, so ids include the parents
         chain = f"{chain}/{name}" if chain else name  # identity within the hierarchy: the names from the facility down
-        other_id = part[2].text.strip()
-        id_type = part[3].text.strip().upper() if other_id else ""
-        description = value[9].text.strip() if part is most_specific else ""
+        other_id = subs[1].strip() if len(subs) > 1 else ""
+        id_type = subs[2].strip().upper() if other_id and len(subs) > 2 else ""
+        description = ""
+        if comp == most_specific and blank != 9:
+            found = _subcomponents(value, 9)
+            description = found[0].strip() if found else ""
         key = (physical, chain, other_id, id_type, description, parent_ref["reference"] if parent_ref is not None else None)
         known = made.get(key)
         if known is not None:
@@ -207,9 +223,24 @@ def location_hierarchy(ctx: Context, value: Value | None, args: dict[str, Any]) 
         if parent_ref is not None:
             body["partOf"] = parent_ref
         # every value above is a non-empty text but the level's physicalType code from the spec
-        parent_ref = add_resource(state, "Location", body, bool(physical))
+        parent_ref = _add_resource(state, "Location", body, bool(physical))
         made[key] = parent_ref["reference"]
     return parent_ref
+
+
+def _subcomponents(value: Value, component: int) -> Sequence[str]:
+    """The decoded subcomponents of a component of a field repetition (value[component][n].text for
+    n = 1, 2 ...), split from the raw text without making Values; () when the component is empty."""
+    d = value._d
+    pieces = value.pieces()
+    if d is None or pieces is None or value._level != REPETITION:  # not a field repetition: through Values
+        part = value[component]
+        return (part.text, part[2].text, part[3].text) if part.raw else ()
+    raw = pieces[component - 1] if component <= len(pieces) else ""
+    if not raw:
+        return ()
+    subs = raw.split(d.subcomponent)
+    return [unescape(sub, d) for sub in subs] if d.escape in raw else subs
 
 
 def assembled_name(ctx: Context, value: Value | None, args: dict[str, Any]) -> str | None:
