@@ -30,7 +30,7 @@ Fn = Callable[["Context", "Value | None", dict[str, Any]], Any]
 
 def coding_system(ctx: Context, value: Value | None, args: dict[str, Any]) -> str | None:
     """CWE.3/CWE.6/CWE.12 coding-system name (table 0396) -> Coding.system URI (IG CWE[CodeableConcept] note)."""
-    return vocab.system_uri(value.text) if value is not None and value.text.strip() else None
+    return vocab.system_uri(value.text) if value is not None else None  # a blank name gives None
 
 
 def text_lines(ctx: Context, value: Value | None, args: dict[str, Any]) -> str | None:
@@ -51,16 +51,21 @@ def message_hash(ctx: Context, value: Value | None, args: dict[str, Any]) -> str
 
 def message_summary(ctx: Context, value: Value | None, args: dict[str, Any]) -> str:
     """A display for the source message: type, control id, sender."""
-    msg = ctx.message
-    sender = "/".join(p for p in (msg.msh.get(3), msg.msh.get(4)) if p)
-    return f"HL7 v2 {msg.message_type} message {msg.control_id}" + (f" from {sender}" if sender else "")
+    msh = ctx.message.msh
+    texts = _component_texts(msh[9], 2)  # MSH-9 as Message.message_type reads it, without its Values
+    kind = f"{texts[1]}^{texts[2]}" if texts[2] else texts[1]
+    sender = "/".join(p for p in (msh.get(3), msh.get(4)) if p)
+    return f"HL7 v2 {kind} message {msh.get(10)}" + (f" from {sender}" if sender else "")
 
 
 def v2_table(ctx: Context, value: Value | None, args: dict[str, Any]) -> dict[str, Any] | None:
     """A code from a v2 table as a Coding (or CodeableConcept with args.concept) in its THO system."""
-    if value is None or not value.text.strip():
+    if value is None:
         return None
-    coding = vocab.table_coding(str(args["table"]), value.text, value[2].text if args.get("display_component") else None)
+    text = value.text
+    if not text.strip():
+        return None
+    coding = vocab.table_coding(str(args["table"]), text, value[2].text if args.get("display_component") else None)
     return {"coding": [coding]} if args.get("concept") else coding
 
 
@@ -68,7 +73,8 @@ def quantity_unit(ctx: Context, value: Value | None, args: dict[str, Any]) -> di
     """CWE units (OBX-6, CQ.2) -> Quantity unit/system/code: UCUM when the code is UCUM (R4 2.24.0.11)."""
     if value is None:
         return None
-    code, text, system = value[1].text.strip(), value[2].text.strip(), value[3].text.strip()
+    texts = _component_texts(value, 3)
+    code, text, system = texts[1].strip(), texts[2].strip(), texts[3].strip()
     if not code and not text:
         return None
     unit = text or code
@@ -103,16 +109,17 @@ def phone_number(ctx: Context, value: Value | None, args: dict[str, Any]) -> str
     number XTN.12, else +country area local Xextension built from XTN.5-8, else XTN.1."""
     if value is None:
         return None
-    kind = value[3].text.strip()
-    if kind in ("Internet", "X.400"):
-        return primitives.string(value[4].text)
-    if value[12].text.strip():
-        return value[12].text.strip()
-    country, area, local, ext = (value[i].text.strip() for i in (5, 6, 7, 8))
+    texts = _component_texts(value, 12)
+    if texts[3].strip() in ("Internet", "X.400"):
+        return texts[4].strip() or None
+    unformatted = texts[12].strip()
+    if unformatted:
+        return unformatted
+    country, area, local, ext = texts[5].strip(), texts[6].strip(), texts[7].strip(), texts[8].strip()
     if local:
         number = " ".join(p for p in (f"+{country}" if country else "", area, local) if p)
         return number + (f" X{ext}" if ext else "")
-    return primitives.string(value[1].text) or primitives.string(value[4].text)
+    return texts[1].strip() or texts[4].strip() or None
 
 
 def media_type(ctx: Context, value: Value | None, args: dict[str, Any]) -> str | None:
@@ -228,6 +235,24 @@ def location_chain(ctx: Context, value: Value, levels: list[list[Any]], blank: i
     return parent_ref
 
 
+def _component_texts(value: Value, upto: int) -> list[str]:
+    """["", value[1].text, ... value[upto].text]: the decoded first subcomponent of each component of a
+    field repetition, split from the raw text without making Values (index k is component k)."""
+    d = value._d
+    pieces = value.pieces()
+    if d is None or pieces is None or value._level != REPETITION:  # not a field repetition: through Values
+        return ["", *(value[k].text for k in range(1, upto + 1))]
+    sub, esc = d.subcomponent, d.escape
+    texts = [""]
+    for raw in pieces[:upto]:
+        if sub in raw:
+            raw = raw.partition(sub)[0]
+        texts.append(unescape(raw, d) if esc in raw else raw)
+    if len(texts) <= upto:
+        texts += [""] * (upto + 1 - len(texts))
+    return texts
+
+
 def _subcomponents(value: Value, component: int) -> Sequence[str]:
     """The decoded subcomponents of a component of a field repetition (value[component][n].text for
     n = 1, 2 ...), split from the raw text without making Values; () when the component is empty."""
@@ -248,8 +273,9 @@ def assembled_name(ctx: Context, value: Value | None, args: dict[str, Any]) -> s
     family, suffix; family first when XPN.11 (table 0444) is F."""
     if value is None:
         return None
-    prefix, given, middle, family, suffix = (value.get(i) if i != 1 else value.get(1, 1) for i in (5, 2, 3, 1, 4))
-    parts = [family, given, middle, suffix] if value.get(11).strip() == "F" else [prefix, given, middle, family, suffix]
+    texts = _component_texts(value, 11)  # value.get(n): the first subcomponent (XPN.1.1 the surname)
+    prefix, given, middle, family, suffix = texts[5], texts[2], texts[3], texts[1], texts[4]
+    parts = [family, given, middle, suffix] if texts[11].strip() == "F" else [prefix, given, middle, family, suffix]
     text = " ".join(p.strip() for p in parts if p.strip())
     return text or None
 
@@ -273,7 +299,8 @@ def us_core_race_ethnicity(ctx: Context, value: Value | None, args: dict[str, An
     sub: list[dict[str, Any]] = []
     texts: list[str] = []
     for rep in seg.reps(int(args["field"])):
-        code, text, system = rep[1].text.strip(), rep[2].text.strip(), rep[3].text.strip()
+        parts = _component_texts(rep, 3)
+        code, text, system = parts[1].strip(), parts[2].strip(), parts[3].strip()
         if not code:
             continue
         code = letters.get(code, code)
