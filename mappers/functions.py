@@ -329,8 +329,8 @@ def _anchor(ctx: Context) -> str | None:
         return None
     segments = ctx.message.segments
     for i in range(ctx.place.index - 1, -1, -1):
-        if segments[i].id not in _ATTACHED_SEGMENTS:
-            return segments[i].id
+        if segments[i].fields[0] not in _ATTACHED_SEGMENTS:  # fields[0]: Segment.id without the property call
+            return segments[i].fields[0]
     return None
 
 
@@ -372,7 +372,7 @@ def as_components(ctx: Context, value: Value | None) -> bool:
     instance = seg.raw(21)
     if not instance:
         return True
-    return sum(1 for other in ctx.message.segments if other.id == "OBX" and other.raw(21) == instance) == 1
+    return sum(1 for other in ctx.message.segments if other.fields[0] == "OBX" and other.raw(21) == instance) == 1
 
 
 FUNCTIONS: dict[str, Fn] = {

@@ -164,7 +164,7 @@ def _participation_owner(ctx: Context) -> str | None:
     if ctx.place is None:
         return None
     segments = ctx.message.segments
-    return next((segments[i].id for i in range(ctx.place.index - 1, -1, -1) if segments[i].id not in _BEFORE_PARTICIPATION), None)
+    return next((segments[i].fields[0] for i in range(ctx.place.index - 1, -1, -1) if segments[i].fields[0] not in _BEFORE_PARTICIPATION), None)
 
 
 def follows_observation(ctx: Context, value: Value | None) -> bool:
