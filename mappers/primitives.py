@@ -65,13 +65,18 @@ def _parse(text: str) -> tuple[str, str | None, str | None, str | None, str | No
     """DTM/TS/DT text -> (year, month, day, hour, minute, second, fraction, +HH:MM offset): the parts
     that were sent, nothing invented; an impossible date or time raises DataTypeError."""
     digits = text.strip()
-    if len(digits) in _PLAIN_LENGTHS and digits.isascii() and digits.isdigit():
-        # the usual YYYYMMDD[HHMM[SS]] without fraction or offset: sliced, as _DTM would split it
-        y, mo, d, h, mi, s = digits[:4], digits[4:6] or None, digits[6:8] or None, digits[8:10] or None, digits[10:12] or None, digits[12:14] or None
+    plain, sign, zone = digits, None, None
+    if len(digits) > 9 and digits[-5] in "+-":  # an offset +/-ZZZZ after the digits
+        plain, sign, zone = digits[:-5], digits[-5], digits[-4:]
+    if len(plain) in _PLAIN_LENGTHS and plain.isascii() and plain.isdigit() and (zone is None or zone.isascii() and zone.isdigit()):
+        # the usual YYYYMMDD[HHMM[SS]][+/-ZZZZ] without fraction: sliced, as _DTM would split it
+        y, mo, d, h, mi, s = plain[:4], plain[4:6] or None, plain[6:8] or None, plain[8:10] or None, plain[10:12] or None, plain[12:14] or None
+        oh, om = (zone[:2], zone[2:]) if zone is not None else (None, None)
         # two ASCII digits each, so comparing the strings compares the numbers: _check only for what may be out of range
-        if mo and not ("01" <= mo <= "12" and (not d or "01" <= d <= "28") and (not h or h <= "23") and (not mi or mi <= "59") and (not s or s <= "59")):
-            _check(text, y, mo, d, h, mi, s, None, None, None)
-        return y, mo, d, h, mi, s, None, None
+        if mo and not ("01" <= mo <= "12" and (not d or "01" <= d <= "28") and (not h or h <= "23") and (not mi or mi <= "59")
+                       and (not s or s <= "59") and (not sign or oh <= "14" and om <= "59")):  # type: ignore[operator]
+            _check(text, y, mo, d, h, mi, s, sign, oh, om)
+        return y, mo, d, h, mi, s, None, f"{sign}{oh}:{om}" if sign else None
     m = _DTM.match(digits)
     if not m:
         raise DataTypeError(f"{text!r} is not an HL7 v2 date/time (YYYY[MM[DD[HH[MM[SS[.S]]]]]][+/-ZZZZ])")
