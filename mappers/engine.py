@@ -763,7 +763,7 @@ def _identifier_id(resource_type: str, body: dict[str, Any], facility: str, cach
 def _translate(map_name: str, result: Any, ctx: Context, row: Row) -> Any:
     """Apply an IG vocabulary map to a code, a Coding or a CodeableConcept (mapped coding first)."""
     if isinstance(result, str):
-        mapped = vocab.translate(map_name, result)
+        mapped = vocab.translation(map_name, result)  # read only: its code is what is kept
         if mapped is None:
             ctx.state.report.vocabulary_miss(ctx, row.label, map_name, result)
             return None
@@ -779,14 +779,20 @@ def _translate(map_name: str, result: Any, ctx: Context, row: Row) -> Any:
         if codings:
             # each sent coding (CWE.1, then the alternates CWE.4/CWE.10) adds its mapped Coding, in
             # the same order, before the sender's; only the first one's miss is reported
-            first = codings[0].get("code")
-            found = [vocab.translate(map_name, c["code"]) if c.get("code") else None for c in codings]
-            if found[0] is None and first:
-                ctx.state.report.vocabulary_miss(ctx, row.label, map_name, first)
             added = 0
-            for mapped in found:
-                if mapped is not None and not any(c.get("system") == mapped.get("system") and c.get("code") == mapped.get("code") for c in codings):
-                    codings.insert(added, mapped)
+            for n in range(len(codings)):
+                code = codings[n + added].get("code")  # the n-th sent coding, behind the ones added
+                mapped = vocab.translation(map_name, code) if code else None  # copied when added
+                if mapped is None:
+                    if n == 0 and code:
+                        ctx.state.report.vocabulary_miss(ctx, row.label, map_name, code)
+                    continue
+                system, target = mapped.get("system"), mapped.get("code")
+                for c in codings:
+                    if c.get("code") == target and c.get("system") == system:
+                        break
+                else:
+                    codings.insert(added, mapped.copy())
                     added += 1
     return result
 

@@ -16,9 +16,10 @@ import hashlib
 from functools import lru_cache
 from types import ModuleType
 from urllib.parse import quote
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from adapters.hl7v2.message import Value
+from adapters.hl7v2.escape import unescape
+from adapters.hl7v2.message import REPETITION, Value
 from mappers import functions_encounters, functions_orders, primitives, vocab
 
 if TYPE_CHECKING:
@@ -29,7 +30,7 @@ Fn = Callable[["Context", "Value | None", dict[str, Any]], Any]
 
 def coding_system(ctx: Context, value: Value | None, args: dict[str, Any]) -> str | None:
     """CWE.3/CWE.6/CWE.12 coding-system name (table 0396) -> Coding.system URI (IG CWE[CodeableConcept] note)."""
-    return vocab.system_uri(value.text) if value is not None and value.text.strip() else None
+    return vocab.system_uri(value.text) if value is not None else None  # a blank name gives None
 
 
 def text_lines(ctx: Context, value: Value | None, args: dict[str, Any]) -> str | None:
@@ -50,16 +51,21 @@ def message_hash(ctx: Context, value: Value | None, args: dict[str, Any]) -> str
 
 def message_summary(ctx: Context, value: Value | None, args: dict[str, Any]) -> str:
     """A display for the source message: type, control id, sender."""
-    msg = ctx.message
-    sender = "/".join(p for p in (msg.msh.get(3), msg.msh.get(4)) if p)
-    return f"HL7 v2 {msg.message_type} message {msg.control_id}" + (f" from {sender}" if sender else "")
+    msh = ctx.message.msh
+    texts = _component_texts(msh[9], 2)  # MSH-9 as Message.message_type reads it, without its Values
+    kind = f"{texts[1]}^{texts[2]}" if texts[2] else texts[1]
+    sender = "/".join(p for p in (msh.get(3), msh.get(4)) if p)
+    return f"HL7 v2 {kind} message {msh.get(10)}" + (f" from {sender}" if sender else "")
 
 
 def v2_table(ctx: Context, value: Value | None, args: dict[str, Any]) -> dict[str, Any] | None:
     """A code from a v2 table as a Coding (or CodeableConcept with args.concept) in its THO system."""
-    if value is None or not value.text.strip():
+    if value is None:
         return None
-    coding = vocab.table_coding(str(args["table"]), value.text, value[2].text if args.get("display_component") else None)
+    text = value.text
+    if not text.strip():
+        return None
+    coding = vocab.table_coding(str(args["table"]), text, value[2].text if args.get("display_component") else None)
     return {"coding": [coding]} if args.get("concept") else coding
 
 
@@ -67,7 +73,8 @@ def quantity_unit(ctx: Context, value: Value | None, args: dict[str, Any]) -> di
     """CWE units (OBX-6, CQ.2) -> Quantity unit/system/code: UCUM when the code is UCUM (R4 2.24.0.11)."""
     if value is None:
         return None
-    code, text, system = value[1].text.strip(), value[2].text.strip(), value[3].text.strip()
+    texts = _component_texts(value, 3)
+    code, text, system = texts[1].strip(), texts[2].strip(), texts[3].strip()
     if not code and not text:
         return None
     unit = text or code
@@ -102,16 +109,17 @@ def phone_number(ctx: Context, value: Value | None, args: dict[str, Any]) -> str
     number XTN.12, else +country area local Xextension built from XTN.5-8, else XTN.1."""
     if value is None:
         return None
-    kind = value[3].text.strip()
-    if kind in ("Internet", "X.400"):
-        return primitives.string(value[4].text)
-    if value[12].text.strip():
-        return value[12].text.strip()
-    country, area, local, ext = (value[i].text.strip() for i in (5, 6, 7, 8))
+    texts = _component_texts(value, 12)
+    if texts[3].strip() in ("Internet", "X.400"):
+        return texts[4].strip() or None
+    unformatted = texts[12].strip()
+    if unformatted:
+        return unformatted
+    country, area, local, ext = texts[5].strip(), texts[6].strip(), texts[7].strip(), texts[8].strip()
     if local:
         number = " ".join(p for p in (f"+{country}" if country else "", area, local) if p)
         return number + (f" X{ext}" if ext else "")
-    return primitives.string(value[1].text) or primitives.string(value[4].text)
+    return texts[1].strip() or texts[4].strip() or None
 
 
 def media_type(ctx: Context, value: Value | None, args: dict[str, Any]) -> str | None:
@@ -165,29 +173,44 @@ def location_hierarchy(ctx: Context, value: Value | None, args: dict[str, Any]) 
     A level a message names again (the facility of every PL, a PV1-3 bed again in PV1-6) is made
     once per conversion (MessageState.locations): the same body would add nothing to its Location.
     """
-    from mappers.engine import add_resource  # late import: the engine imports this module
-
     if value is None:
         return None
+    return location_chain(ctx, value, args["levels"])
+
+
+_add_resource: Callable[..., dict[str, str]] | None = None  # mappers.engine.add_resource, bound on first use
+
+
+def location_chain(ctx: Context, value: Value, levels: list[list[Any]], blank: int | None = None) -> dict[str, str] | None:
+    """location_hierarchy of a composite whose levels are its components (PL, NDL); component
+    `blank` is read as empty (a component the IG maps to nothing, NDL.9); PL.9 describes the most
+    specific level."""
+    global _add_resource
     present = []
-    for comp, physical in args["levels"]:
-        part = value[int(comp)]
-        name = part.text.strip()  # PL components are HD: the first subcomponent names the level
+    for comp, physical in levels:
+        comp = int(comp)
+        subs = _subcomponents(value, comp) if comp != blank else ()
+        name = subs[0].strip() if subs else ""  # PL components are HD: the first subcomponent names the level
         if name:
-            present.append((part, name, physical))
+            present.append((comp, subs, name, physical))
     if not present:
         return None
+    if _add_resource is None:  # a late import costs ~8K instructions a call: done once
+        from mappers.engine import add_resource as _add_resource  # the engine imports this module
     state = ctx.state
     made = state.locations
     system = _location_system(state.facility)
     parent_ref: dict[str, str] | None = None
     chain = ""
     most_specific = present[0][0]
-    for part, name, physical in reversed(present):  # from the facility down, so ids include the parents
+    for comp, subs, name, physical in reversed(present):  # from the facility down, so ids include the parents
         chain = f"{chain}/{name}" if chain else name  # identity within the hierarchy: the names from the facility down
-        other_id = part[2].text.strip()
-        id_type = part[3].text.strip().upper() if other_id else ""
-        description = value[9].text.strip() if part is most_specific else ""
+        other_id = subs[1].strip() if len(subs) > 1 else ""
+        id_type = subs[2].strip().upper() if other_id and len(subs) > 2 else ""
+        description = ""
+        if comp == most_specific and blank != 9:
+            found = _subcomponents(value, 9)
+            description = found[0].strip() if found else ""
         key = (physical, chain, other_id, id_type, description, parent_ref["reference"] if parent_ref is not None else None)
         known = made.get(key)
         if known is not None:
@@ -207,9 +230,42 @@ def location_hierarchy(ctx: Context, value: Value | None, args: dict[str, Any]) 
         if parent_ref is not None:
             body["partOf"] = parent_ref
         # every value above is a non-empty text but the level's physicalType code from the spec
-        parent_ref = add_resource(state, "Location", body, bool(physical))
+        parent_ref = _add_resource(state, "Location", body, bool(physical))
         made[key] = parent_ref["reference"]
     return parent_ref
+
+
+def _component_texts(value: Value, upto: int) -> list[str]:
+    """["", value[1].text, ... value[upto].text]: the decoded first subcomponent of each component of a
+    field repetition, split from the raw text without making Values (index k is component k)."""
+    d = value._d
+    pieces = value.pieces()
+    if d is None or pieces is None or value._level != REPETITION:  # not a field repetition: through Values
+        return ["", *(value[k].text for k in range(1, upto + 1))]
+    sub, esc = d.subcomponent, d.escape
+    texts = [""]
+    for raw in pieces[:upto]:
+        if sub in raw:
+            raw = raw.partition(sub)[0]
+        texts.append(unescape(raw, d) if esc in raw else raw)
+    if len(texts) <= upto:
+        texts += [""] * (upto + 1 - len(texts))
+    return texts
+
+
+def _subcomponents(value: Value, component: int) -> Sequence[str]:
+    """The decoded subcomponents of a component of a field repetition (value[component][n].text for
+    n = 1, 2 ...), split from the raw text without making Values; () when the component is empty."""
+    d = value._d
+    pieces = value.pieces()
+    if d is None or pieces is None or value._level != REPETITION:  # not a field repetition: through Values
+        part = value[component]
+        return (part.text, part[2].text, part[3].text) if part.raw else ()
+    raw = pieces[component - 1] if component <= len(pieces) else ""
+    if not raw:
+        return ()
+    subs = raw.split(d.subcomponent)
+    return [unescape(sub, d) for sub in subs] if d.escape in raw else subs
 
 
 def assembled_name(ctx: Context, value: Value | None, args: dict[str, Any]) -> str | None:
@@ -217,8 +273,9 @@ def assembled_name(ctx: Context, value: Value | None, args: dict[str, Any]) -> s
     family, suffix; family first when XPN.11 (table 0444) is F."""
     if value is None:
         return None
-    prefix, given, middle, family, suffix = (value.get(i) if i != 1 else value.get(1, 1) for i in (5, 2, 3, 1, 4))
-    parts = [family, given, middle, suffix] if value.get(11).strip() == "F" else [prefix, given, middle, family, suffix]
+    texts = _component_texts(value, 11)  # value.get(n): the first subcomponent (XPN.1.1 the surname)
+    prefix, given, middle, family, suffix = texts[5], texts[2], texts[3], texts[1], texts[4]
+    parts = [family, given, middle, suffix] if texts[11].strip() == "F" else [prefix, given, middle, family, suffix]
     text = " ".join(p.strip() for p in parts if p.strip())
     return text or None
 
@@ -242,7 +299,8 @@ def us_core_race_ethnicity(ctx: Context, value: Value | None, args: dict[str, An
     sub: list[dict[str, Any]] = []
     texts: list[str] = []
     for rep in seg.reps(int(args["field"])):
-        code, text, system = rep[1].text.strip(), rep[2].text.strip(), rep[3].text.strip()
+        parts = _component_texts(rep, 3)
+        code, text, system = parts[1].strip(), parts[2].strip(), parts[3].strip()
         if not code:
             continue
         code = letters.get(code, code)
@@ -271,8 +329,8 @@ def _anchor(ctx: Context) -> str | None:
         return None
     segments = ctx.message.segments
     for i in range(ctx.place.index - 1, -1, -1):
-        if segments[i].id not in _ATTACHED_SEGMENTS:
-            return segments[i].id
+        if segments[i].fields[0] not in _ATTACHED_SEGMENTS:  # fields[0]: Segment.id without the property call
+            return segments[i].fields[0]
     return None
 
 
@@ -314,7 +372,7 @@ def as_components(ctx: Context, value: Value | None) -> bool:
     instance = seg.raw(21)
     if not instance:
         return True
-    return sum(1 for other in ctx.message.segments if other.id == "OBX" and other.raw(21) == instance) == 1
+    return sum(1 for other in ctx.message.segments if other.fields[0] == "OBX" and other.raw(21) == instance) == 1
 
 
 FUNCTIONS: dict[str, Fn] = {

@@ -164,7 +164,7 @@ def _participation_owner(ctx: Context) -> str | None:
     if ctx.place is None:
         return None
     segments = ctx.message.segments
-    return next((segments[i].id for i in range(ctx.place.index - 1, -1, -1) if segments[i].id not in _BEFORE_PARTICIPATION), None)
+    return next((segments[i].fields[0] for i in range(ctx.place.index - 1, -1, -1) if segments[i].fields[0] not in _BEFORE_PARTICIPATION), None)
 
 
 def follows_observation(ctx: Context, value: Value | None) -> bool:
@@ -177,25 +177,13 @@ def follows_order(ctx: Context, value: Value | None) -> bool:
     return _participation_owner(ctx) in _ORDER_SEGMENTS
 
 
-class _WithoutComponent:
-    """A composite read with one component left empty (a component the IG maps to nothing)."""
-
-    __slots__ = ("_value", "_blank")
-
-    def __init__(self, value: Value, blank: int) -> None:
-        self._value, self._blank = value, blank
-
-    def __getitem__(self, index: int) -> Value:
-        return Value("", None) if index == self._blank else self._value[index]
-
-
 def care_locations(ctx: Context, value: Value | None, args: dict[str, Any]) -> dict[str, str] | None:
     """NDL -> the role's Location chain (IG NDL[PractitionerRole] NDL.4-7, NDL.10, NDL.11; NDL.9 maps nothing)."""
-    from mappers.functions import location_hierarchy  # late import: that module imports this one
+    from mappers.functions import location_chain  # late import: that module imports this one
 
     if value is None:
         return None
-    return location_hierarchy(ctx, _WithoutComponent(value, 9), args)  # type: ignore[arg-type]
+    return location_chain(ctx, value, args["levels"], blank=9)
 
 
 def located_at_address(ctx: Context, value: Value | None, args: dict[str, Any]) -> dict[str, str] | None:

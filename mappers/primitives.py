@@ -61,72 +61,102 @@ def _days_in_month(year: int, month: int) -> int:
 _PLAIN_LENGTHS = frozenset({4, 6, 8, 10, 12, 14})  # DTM digits down to year, month ... second
 
 
+def _parse(text: str) -> tuple[str, str | None, str | None, str | None, str | None, str | None, str | None, str | None]:
+    """DTM/TS/DT text -> (year, month, day, hour, minute, second, fraction, +HH:MM offset): the parts
+    that were sent, nothing invented; an impossible date or time raises DataTypeError."""
+    digits = text.strip()
+    plain, sign, zone = digits, None, None
+    if len(digits) > 9 and digits[-5] in "+-":  # an offset +/-ZZZZ after the digits
+        plain, sign, zone = digits[:-5], digits[-5], digits[-4:]
+    if len(plain) in _PLAIN_LENGTHS and plain.isascii() and plain.isdigit() and (zone is None or zone.isascii() and zone.isdigit()):
+        # the usual YYYYMMDD[HHMM[SS]][+/-ZZZZ] without fraction: sliced, as _DTM would split it
+        y, mo, d, h, mi, s = plain[:4], plain[4:6] or None, plain[6:8] or None, plain[8:10] or None, plain[10:12] or None, plain[12:14] or None
+        oh, om = (zone[:2], zone[2:]) if zone is not None else (None, None)
+        # two ASCII digits each, so comparing the strings compares the numbers: _check only for what may be out of range
+        if mo and not ("01" <= mo <= "12" and (not d or "01" <= d <= "28") and (not h or h <= "23") and (not mi or mi <= "59")
+                       and (not s or s <= "59") and (not sign or oh <= "14" and om <= "59")):  # type: ignore[operator]
+            _check(text, y, mo, d, h, mi, s, sign, oh, om)
+        return y, mo, d, h, mi, s, None, f"{sign}{oh}:{om}" if sign else None
+    m = _DTM.match(digits)
+    if not m:
+        raise DataTypeError(f"{text!r} is not an HL7 v2 date/time (YYYY[MM[DD[HH[MM[SS[.S]]]]]][+/-ZZZZ])")
+    y, mo, d, h, mi, s, frac, sign, oh, om = m.groups()
+    _check(text, y, mo, d, h, mi, s, sign, oh, om)
+    return y, mo, d, h, mi, s, frac, f"{sign}{oh}:{om}" if sign else None
+
+
+def _check(text: str, y: str, mo: str | None, d: str | None, h: str | None, mi: str | None, s: str | None,
+           sign: str | None, oh: str | None, om: str | None) -> None:
+    """Raise DataTypeError for a month, day, time of day or offset that does not exist."""
+    if mo and not 1 <= int(mo) <= 12:
+        raise DataTypeError(f"{text!r}: month {mo} does not exist")
+    if d and not 1 <= int(d) <= _days_in_month(int(y), int(mo)):  # type: ignore[arg-type]
+        raise DataTypeError(f"{text!r}: day {d} does not exist in {y}-{mo}")
+    if h and int(h) > 23 or mi and int(mi) > 59 or s and int(s) > 59:
+        raise DataTypeError(f"{text!r}: time of day out of range")
+    if sign and (int(oh) > 14 or int(om) > 59):  # type: ignore[arg-type]
+        raise DataTypeError(f"{text!r}: timezone offset out of range")
+
+
+def _date(year: str, month: str | None, day: str | None) -> str:
+    """FHIR date: YYYY, YYYY-MM or YYYY-MM-DD (a time part is dropped)."""
+    if not month:
+        return year
+    return f"{year}-{month}-{day}" if day else f"{year}-{month}"
+
+
+def _date_time(year: str, month: str | None, day: str | None, hour: str | None, minute: str | None, second: str | None,
+               fraction: str | None, offset: str | None, instant: bool, zone: tzinfo) -> str:
+    """FHIR dateTime (or instant) of parsed parts: a time keeps its precision down to seconds, with an
+    offset (R4 2.24.0.6); a time sent without one is read in `zone`."""
+    if not hour or not day:
+        if instant:
+            raise DataTypeError(f"{_date(year, month, day)!r} lacks the time an instant needs")
+        return _date(year, month, day)
+    time = f"{hour}:{minute or '00'}:{second or '00'}"
+    if fraction:
+        time += "." + fraction
+    offset = offset or _offset(zone, year, month, day, hour, minute, second)  # type: ignore[arg-type]
+    if offset == "+00:00" and instant:
+        offset = "Z"
+    return f"{year}-{month}-{day}T{time}{offset}"
+
+
 class Timestamp:
     """A parsed DTM/TS/DT keeping its precision: the parts that were sent, nothing invented."""
 
     __slots__ = ("year", "month", "day", "hour", "minute", "second", "fraction", "offset")
 
     def __init__(self, text: str) -> None:
-        digits = text.strip()
-        if len(digits) in _PLAIN_LENGTHS and digits.isascii() and digits.isdigit():
-            # the usual YYYYMMDD[HHMM[SS]] without fraction or offset: sliced, as _DTM would split it
-            y, mo, d, h, mi, s = digits[:4], digits[4:6] or None, digits[6:8] or None, digits[8:10] or None, digits[10:12] or None, digits[12:14] or None
-            frac = sign = oh = om = None
-        else:
-            m = _DTM.match(digits)
-            if not m:
-                raise DataTypeError(f"{text!r} is not an HL7 v2 date/time (YYYY[MM[DD[HH[MM[SS[.S]]]]]][+/-ZZZZ])")
-            y, mo, d, h, mi, s, frac, sign, oh, om = m.groups()
-        self.year = y
-        self.month, self.day, self.hour, self.minute, self.second, self.fraction = mo, d, h, mi, s, frac
-        self.offset = f"{sign}{oh}:{om}" if sign else None
-        if mo and not 1 <= int(mo) <= 12:
-            raise DataTypeError(f"{text!r}: month {mo} does not exist")
-        if d and not 1 <= int(d) <= _days_in_month(int(y), int(mo)):
-            raise DataTypeError(f"{text!r}: day {d} does not exist in {y}-{mo}")
-        if h and int(h) > 23 or mi and int(mi) > 59 or s and int(s) > 59:
-            raise DataTypeError(f"{text!r}: time of day out of range")
-        if sign and (int(oh) > 14 or int(om) > 59):
-            raise DataTypeError(f"{text!r}: timezone offset out of range")
+        self.year, self.month, self.day, self.hour, self.minute, self.second, self.fraction, self.offset = _parse(text)
 
     def date(self) -> str:
         """FHIR date: YYYY, YYYY-MM or YYYY-MM-DD (the time part is dropped)."""
-        out = self.year
-        if self.month:
-            out += "-" + self.month
-            if self.day:
-                out += "-" + self.day
-        return out
+        return _date(self.year, self.month, self.day)
 
     def date_time(self, *, instant: bool = False, zone: tzinfo = timezone.utc) -> str:
         """FHIR dateTime: a time keeps its precision down to seconds, with an offset (R4 2.24.0.6);
         a time sent without one is read in `zone`."""
-        if not self.hour or not self.day:
-            if instant:
-                raise DataTypeError(f"{self.date()!r} lacks the time an instant needs")
-            return self.date()
-        time = f"{self.hour}:{self.minute or '00'}:{self.second or '00'}"
-        if self.fraction:
-            time += "." + self.fraction
-        offset = self.offset or _offset(zone, self.year, self.month, self.day, self.hour, self.minute, self.second)
-        if offset == "+00:00" and instant:
-            offset = "Z"
-        return f"{self.date()}T{time}{offset}"
+        return _date_time(self.year, self.month, self.day, self.hour, self.minute, self.second, self.fraction, self.offset, instant, zone)
+
 
 
 def date_time(text: str, zone: tzinfo = timezone.utc) -> str | None:
     """DTM/TS -> FHIR dateTime."""
-    return Timestamp(text).date_time(zone=zone) if text else None
+    return _date_time(*_parse(text), False, zone) if text else None
 
 
 def date(text: str) -> str | None:
     """DTM/DT -> FHIR date."""
-    return Timestamp(text).date() if text else None
+    if not text:
+        return None
+    year, month, day = _parse(text)[:3]
+    return _date(year, month, day)
 
 
 def instant(text: str, zone: tzinfo = timezone.utc) -> str | None:
     """DTM -> FHIR instant (seconds padded when the sender stopped at minutes)."""
-    return Timestamp(text).date_time(instant=True, zone=zone) if text else None
+    return _date_time(*_parse(text), True, zone) if text else None
 
 
 def time(text: str) -> str | None:

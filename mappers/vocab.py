@@ -9,19 +9,20 @@ from functools import lru_cache
 from terminology import coding_systems, concept_maps, units, v2_tables
 from terminology._data import UnknownConceptMap
 
-__all__ = ["UnknownConceptMap", "known_map", "system_uri", "table_coding", "translate", "translations_clean", "ucum_unit"]
+__all__ = ["UnknownConceptMap", "known_map", "system_uri", "table_coding", "translate", "translation", "translations_clean", "ucum_unit"]
 
 
 @lru_cache(maxsize=8192)
-def _translate(map_name: str, code: str) -> tuple[tuple[str, str], ...] | None:
-    found = concept_maps.translate(map_name, code)
-    return tuple(found.items()) if found else None
+def translation(map_name: str, code: str) -> dict[str, str] | None:
+    """`translate` without the copy: the one Coding the cache holds, for reading only (never to be
+    put in a resource or changed)."""
+    return concept_maps.translate(map_name, code) or None
 
 
 def translate(map_name: str, code: str) -> dict[str, str] | None:
     """IG ConceptMap lookup: v2 code -> FHIR Coding {system, code, display}; None when unmapped."""
-    found = _translate(map_name, code)
-    return dict(found) if found else None
+    found = translation(map_name, code)
+    return found.copy() if found is not None else None
 
 
 @lru_cache(maxsize=256)
@@ -49,12 +50,12 @@ def system_uri(name: str) -> str | None:
 
 def table_coding(table: str, code: str, display: str | None = None) -> dict[str, str]:
     """A v2 table value as a Coding in its THO code system (a fresh dict: callers may extend it)."""
-    return dict(_table_coding(table, code, display))
+    return _table_coding(table, code, display).copy()
 
 
 @lru_cache(maxsize=8192)
-def _table_coding(table: str, code: str, display: str | None) -> tuple[tuple[str, str], ...]:
-    return tuple(v2_tables.v2_table_coding(table, code, display).items())
+def _table_coding(table: str, code: str, display: str | None) -> dict[str, str]:
+    return v2_tables.v2_table_coding(table, code, display)  # the cached one: only copies leave
 
 
 def ucum_unit(text: str, display: str | None = None) -> dict[str, str] | None:
