@@ -664,15 +664,13 @@ def add_resource(state: MessageState, resource_type: str, body: dict[str, Any], 
 
 def _identifier_id(resource_type: str, body: dict[str, Any], facility: str, cache: dict[str, str]) -> str | None:
     """The id from the first identifier with a value (mappers.ids rule); cache: MessageState.ids."""
-    for identifier in body.get("identifier") or ():
-        parts = ids.identifier_parts(identifier, facility)
-        if parts is not None:
-            name = ids.id_name(resource_type, parts)
-            rid = cache.get(name)
-            if rid is None:
-                rid = cache[name] = ids.uuid5_text(name)
-            return rid
-    return None
+    name = ids.identifier_name(resource_type, body, facility)
+    if name is None:
+        return None
+    rid = cache.get(name)
+    if rid is None:
+        rid = cache[name] = ids.uuid5_text(name)
+    return rid
 
 
 def _translate(map_name: str, result: Any, ctx: Context, row: Row) -> Any:
