@@ -749,15 +749,13 @@ def add_resource(state: MessageState, resource_type: str, body: dict[str, Any], 
 
 def _identifier_id(resource_type: str, body: dict[str, Any], facility: str, cache: dict[str, str]) -> str | None:
     """The id from the first identifier with a value (mappers.ids rule); cache: MessageState.ids."""
-    for identifier in body.get("identifier") or ():
-        parts = ids.identifier_parts(identifier, facility)
-        if parts is not None:
-            name = ids.id_name(resource_type, parts)
-            rid = cache.get(name)
-            if rid is None:
-                rid = cache[name] = ids.uuid5_text(name)
-            return rid
-    return None
+    name = ids.identifier_name(resource_type, body, facility)
+    if name is None:
+        return None
+    rid = cache.get(name)
+    if rid is None:
+        rid = cache[name] = ids.uuid5_text(name)
+    return rid
 
 
 def _translate(map_name: str, result: Any, ctx: Context, row: Row) -> Any:
@@ -862,11 +860,16 @@ _FORMAT_FIELD = re.compile(r"\{[^}]*\}")
 
 def _place_segments(state: MessageState) -> None:
     """Assign each segment to its group instance by the message spec's group heads."""
-    spec = state.spec
+    heads = state.spec.heads
+    group_names = state.group_names
+    places = state.places
+    places_by_id = state.places_by_id
     stack: list[list[Any]] = [[None, 0, -1]]  # frames: [group, instance id, last head position]
+    path: Path = ()  # the instance ids of stack[1:], remade only when a head changes the stack
     counter = 0
     for index, seg in enumerate(state.message.segments):
-        candidates = spec.heads.get(seg.id)
+        sid = seg.fields[0]
+        candidates = heads.get(sid)
         if candidates:
             placed = False
             for level in range(len(stack) - 1, -1, -1):
@@ -881,7 +884,7 @@ def _place_segments(state: MessageState) -> None:
                         child[2] = pos
                     else:
                         counter += 1
-                        state.group_names[counter] = group.name
+                        group_names[counter] = group.name
                         del stack[level + 1 :]
                         stack.append([group, counter, pos])
                     placed = True
@@ -891,16 +894,17 @@ def _place_segments(state: MessageState) -> None:
             if not placed:
                 group, pos = candidates[0]
                 counter += 1
-                state.group_names[counter] = group.name
+                group_names[counter] = group.name
                 del stack[1:]
                 stack.append([group, counter, pos])
-        place = SegmentPlace(seg, tuple(f[1] for f in stack[1:]), index)
-        state.places.append(place)
-        by_id = state.places_by_id.get(seg.fields[0])
-        if by_id is None:
-            state.places_by_id[seg.fields[0]] = [place]
+            path = tuple([f[1] for f in stack[1:]])
+        place = SegmentPlace(seg, path, index)
+        places.append(place)
+        same = places_by_id.get(sid)
+        if same is None:
+            places_by_id[sid] = [place]
         else:
-            by_id.append(place)
+            same.append(place)
 
 
 def convert_message(
@@ -919,22 +923,25 @@ def convert_message(
     _place_segments(state)
     entries_by_segment = spec.entries
     report = state.report
+    segment_done = report.segment_done
     records = state.records
     by_name = state.by_name
     for place in state.places:
         seg = place.segment
         entries = entries_by_segment.get(seg.fields[0])
         if not entries:
-            report.segment_done(seg, _NOTHING)
+            segment_done(seg, _NOTHING)
             continue
-        read: set[int] = set()
+        read = _NOTHING
+        ctx = Context(state, place)  # one per segment: each entry sets the record it builds or merges into
         for entry in entries:
-            ctx = Context(state, place)
+            ctx.record = None
             if entry.when is not None and not entry.when(ctx):
                 continue
             m = entry.map
             assert m is not None
-            read |= m.fields | entry.with_fields
+            fields = m.fields | entry.with_fields if entry.with_fields else m.fields
+            read = fields if read is _NOTHING else read | fields  # the spec's own frozensets, copied only to join two
             if entry.into:
                 target = _enclosing(state, entry.into, place.path, place.index)
                 if target is not None:
@@ -957,7 +964,7 @@ def convert_message(
             records.append(record)
             if record.name:
                 by_name.setdefault(record.name, []).append(record)
-        report.segment_done(seg, read)
+        segment_done(seg, read)
     return _finish(state), report
 
 

@@ -17,10 +17,14 @@ is PUT <Type>/<id>.
 from __future__ import annotations
 
 import uuid
-from hashlib import sha1
 from typing import Any, Iterable
 
 import orjson
+
+try:  # CPython's own SHA-1: copying its state costs a fraction of copying an OpenSSL (hashlib) one
+    from _sha1 import sha1
+except ImportError:  # an interpreter built without it
+    from hashlib import sha1
 
 NAMESPACE = uuid.UUID("6f1c6e4e-2a52-5b4e-9d0f-70756c736562")  # "pulsebridge" namespace (fixed forever)
 _NAMESPACE_BYTES = NAMESPACE.bytes
@@ -33,7 +37,7 @@ _VARIANT = {c: "89ab"[int(c, 16) & 0x3] for c in "0123456789abcdef"}  # RFC 4122
 def uuid5_text(name: str) -> str:
     """str(uuid.uuid5(NAMESPACE, name)) without building UUID objects (RFC 4122 4.3: SHA-1, version 5)."""
     digest = _SEEDED.copy()
-    digest.update(name.encode("utf-8"))
+    digest.update(name.encode())
     h = digest.hexdigest()
     # version nibble 5 (octet 6 high half), variant 10xx (octet 8 high half)
     return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:32]}"
@@ -49,14 +53,20 @@ def resource_id(resource_type: str, parts: Iterable[str]) -> str:
     return uuid5_text(id_name(resource_type, parts))
 
 
-def identifier_parts(identifier: dict[str, Any], default_authority: str) -> tuple[str, str, str] | None:
-    """(authority, type code, value) of an Identifier, or None without a value."""
-    value = identifier.get("value")
-    if not value:
-        return None
-    authority = identifier.get("system") or (identifier.get("assigner") or {}).get("reference") or default_authority
-    codings = (identifier.get("type") or {}).get("coding") or [{}]
-    return authority, codings[0].get("code", ""), value
+def identifier_name(resource_type: str, resource: dict[str, Any], default_authority: str) -> str | None:
+    """The uuid5 name `<Type>|<authority>|<type code>|<value>` of the resource's first Identifier
+    with a value, or None; the authority is its system, else its assigner's reference, else the default."""
+    for identifier in resource.get("identifier") or ():
+        value = identifier.get("value")
+        if value:
+            authority = identifier.get("system")
+            if not authority:
+                assigner = identifier.get("assigner")
+                authority = (assigner.get("reference") if assigner else None) or default_authority
+            kind = identifier.get("type")
+            codings = kind.get("coding") if kind else None
+            return f"{resource_type}|{authority}|{codings[0].get('code', '') if codings else ''}|{value}"
+    return None
 
 
 def content_id(resource_type: str, resource: dict[str, Any]) -> str:
