@@ -59,6 +59,42 @@ def test_report_keeps_obr_numbers_over_orc_numbers() -> None:
     assert _identifiers(only(bundle, "DiagnosticReport")) == {"FILL": "FL-OBR", "PLAC": "PL-OBR"}
 
 
+def test_order_document_between_orc_and_obr_keeps_one_order() -> None:
+    # IG ORU_R01 4.2.1 COMMON_ORDER: ORC, [{PRT}], [ORDER_DOCUMENT: OBX, [{PRT}], TXA], then the OBR
+    # (4.2.2), all one ORDER_OBSERVATION: ORC-2/ORC-3 (ORC[ServiceRequest]) and the OBR make one
+    # ServiceRequest, the report's basedOn; ORDER_DOCUMENT (4.2.1.3.1-3) maps no resource. A patient
+    # OBX (PATIENT_OBSERVATION 4.1.7) before the visit does not end the PATIENT_RESULT group.
+    bundle = _convert(ORU, PID, "OBX|1|ST|8302-2^Body height^LN||tall||||||F",
+                      seg("PV1", {1: "1", 2: "O", 19: "V-1"}),
+                      "ORC|RE|PL-1^EHR|FL-1^LIS", seg("PRT", {1: "1", 2: "AD", 4: "OP", 5: "D-1^ORDERING^ANN"}),
+                      "OBX|1|ED|||^TEXT^^Base64^SGVsbG8=||||||F", seg("PRT", {1: "1", 2: "AD", 4: "EQ", 10: "DEV-DOC^^1.2.3^ISO"}),
+                      seg("TXA", {1: "1", 2: "DS", 3: "TX", 12: "DOC-1", 17: "AU"}),
+                      seg("OBR", {1: "1", 4: "24356-8^Urinalysis complete^LN", 25: "F"}),
+                      "OBX|1|ST|5778-6^Color of Urine^LN||Yellow||||||F", seg("PRT", {1: "1", 2: "AD", 4: "EQ", 10: "DEV-RES^^1.2.3^ISO"}))
+    order = only(bundle, "ServiceRequest")
+    assert _identifiers(order) == {"PLAC": "PL-1", "FILL": "FL-1"}
+    assert order["code"]["coding"][0]["code"] == "24356-8"
+    assert _by_reference(bundle, order["requester"]["reference"])["resourceType"] == "PractitionerRole"
+    report = only(bundle, "DiagnosticReport")
+    assert report["basedOn"] == [{"reference": f"ServiceRequest/{order['id']}"}]
+    (result,) = [_by_reference(bundle, r["reference"]) for r in report["result"]]
+    assert result["valueString"] == "Yellow" and result["basedOn"] == report["basedOn"]
+    vital = next(o for o in resources(bundle, "Observation") if o is not result)
+    assert vital["valueString"] == "tall" and "basedOn" not in vital
+    assert vital["encounter"] == result["encounter"] == {"reference": f"Encounter/{only(bundle, 'Encounter')['id']}"}
+    assert len(resources(bundle, "Observation")) == 2
+    participants = [i["value"] for d in resources(bundle, "Device") for i in d.get("identifier", []) if i.get("system") == "urn:oid:1.2.3"]
+    assert participants == ["DEV-RES"]
+
+
+def test_obr_after_orc_prts_and_a_patient_observation_merges_into_the_orc_order() -> None:
+    # as above without ORDER_DOCUMENT: the ORC's numbers reach the OBR's ServiceRequest
+    bundle = _convert(ORU, PID, "OBX|1|ST|8302-2^Body height^LN||tall||||||F", "ORC|RE|PL-2|FL-2",
+                      seg("PRT", {1: "1", 2: "AD", 4: "OP", 5: "D-1^ORDERING^ANN"}),
+                      seg("OBR", {1: "1", 4: "24356-8^Urinalysis complete^LN", 25: "F"}))
+    assert _identifiers(only(bundle, "ServiceRequest")) == {"PLAC": "PL-2", "FILL": "FL-2"}
+
+
 def test_observation_device_carries_its_udi_carriers() -> None:
     # IG PRT[Device]: PRT-10 -> identifier and udiCarrier[1], PRT-16 -> udiCarrier[2]
     # (EI[Device-udiCarrier]: EI.1 deviceIdentifier; EI.2-4 have no named target)
