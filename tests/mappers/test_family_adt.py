@@ -99,3 +99,28 @@ def test_prt_after_the_patient_is_a_care_team_participant_or_the_gp(convert_er7)
     assert gps == [second["member"]]
     assert len(resources(bundle, "Practitioner")) == 2  # the PRT after PV1 has no IG map
     assert validation_errors(bundle) == []
+
+
+def test_parent_procedure_and_parent_diagnosis_are_referenced_by_identifier(convert_er7) -> None:
+    """IG PR1[Procedure] PR1-25 -> partOf (EI[Procedure]); IG DG1[Condition] DG1-22 -> extension
+    condition-dueTo (EI[Condition]). A parent sent in the message (PR1-19 = PR1-25) is that resource."""
+    pv1 = segment("PV1", {1: "1", 2: "I", 19: "V1^^^GHH^VN"})
+    parent = segment("PR1", {1: "1", 3: "0DTJ4ZZ^Resection^I10P", 5: "20240305090000+0800", 19: "PR-1"})
+    child = segment("PR1", {1: "2", 3: "0DBJ4ZZ^Excision^I10P", 5: "20240305100000+0800", 19: "PR-2", 25: "PR-1"})
+    dg1 = segment("DG1", {1: "1", 3: "K35.80^Appendicitis^I10", 6: "F", 20: "DG-2", 22: "DG-1"})
+    bundle, report = convert_er7(MSH, PID, pv1, dg1, parent, child)
+    procedures = {p["identifier"][0]["value"]: p for p in resources(bundle, "Procedure")}
+    assert set(procedures) == {"PR-1", "PR-2"}
+    assert procedures["PR-2"]["partOf"] == [{"reference": f"Procedure/{procedures['PR-1']['id']}"}]
+    assert procedures["PR-1"]["code"]["coding"][0]["code"] == "0DTJ4ZZ" and "partOf" not in procedures["PR-1"]
+    conditions = {c["identifier"][0]["value"]: c for c in resources(bundle, "Condition")}
+    due_to = {"url": "http://hl7.org/fhir/StructureDefinition/condition-dueTo", "valueReference": {"reference": f"Condition/{conditions['DG-1']['id']}"}}
+    assert due_to in conditions["DG-2"]["extension"]
+    assert conditions["DG-1"]["subject"] == conditions["DG-2"]["subject"]
+    assert not any(u["element"] in ("PR1-25", "DG1-22") for u in report.as_dict()["unmapped"])
+    assert validation_errors(bundle) == []
+
+    lone, _ = convert_er7(MSH, PID, pv1, child)  # a parent not sent: a Procedure known by its identifier only
+    stub = next(p for p in resources(lone, "Procedure") if p["identifier"][0]["value"] == "PR-1")
+    assert stub["status"] == "unknown" and stub["subject"]["reference"].startswith("Patient/")
+    assert validation_errors(lone) == []
