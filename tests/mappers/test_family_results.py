@@ -95,6 +95,17 @@ def test_obr_after_orc_prts_and_a_patient_observation_merges_into_the_orc_order(
     assert _identifiers(only(bundle, "ServiceRequest")) == {"PLAC": "PL-2", "FILL": "FL-2"}
 
 
+def test_alternate_placer_order_number_is_a_placer_identifier() -> None:
+    # IG OBR[ServiceRequest] OBR-53 -> identifier (CX[Identifier]) typed PLAC; ORC-33 only IF OBR-53 NOT VALUED
+    obr = seg("OBR", {1: "1", 4: "24356-8^Urinalysis complete^LN", 25: "F", 53: "ALT-53^^^HOSP"})
+    orc = seg("ORC", {1: "RE", 2: "PL-1", 33: "ALT-33^^^HOSP"})
+    order = only(_convert(ORU, PID, orc, obr), "ServiceRequest")
+    placers = [i["value"] for i in order["identifier"] if i["type"]["coding"][0]["code"] == "PLAC"]
+    assert placers == ["PL-1", "ALT-53"]
+    order = only(_convert(ORU, PID, orc, seg("OBR", {1: "1", 4: "24356-8^Urinalysis complete^LN", 25: "F"})), "ServiceRequest")
+    assert [i["value"] for i in order["identifier"] if i["type"]["coding"][0]["code"] == "PLAC"] == ["PL-1", "ALT-33"]
+
+
 def test_observation_device_carries_its_udi_carriers() -> None:
     # IG PRT[Device]: PRT-10 -> identifier and udiCarrier[1], PRT-16 -> udiCarrier[2]
     # (EI[Device-udiCarrier]: EI.1 deviceIdentifier; EI.2-4 have no named target)
