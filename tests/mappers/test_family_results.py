@@ -218,5 +218,10 @@ def test_difference_classes_of_the_lab_families() -> None:
     fact = ("Practitioner.identifier.type.coding.code", "MD-25")
     assert _classify(fact, "ORU_R01", message, {("Practitioner.identifier.value", "MD-25")}) == "person-id-number-as-identifier-type"
     assert _classify(fact, "ORU_R01", message) is None
+    # IG OBX-11 is Observation.status: the converter's Observation_Status extension, in any family
+    status = ("Observation.extension.valueCodeableConcept.coding.system", "http://terminology.hl7.org/CodeSystem/v2-0085")
+    assert _classify(status, "ADT_A01", message) == "result-status-in-converter-extension"
+    assert _classify(("Observation.extension.valueCodeableConcept.coding.code", "F"), "ADT_A01", message) == "result-status-in-converter-extension"
+    assert _classify(("Observation.code.coding.code", "F"), "ADT_A01", message) is None
     # EIP.1 subcomponents: the converter keeps value&namespace
     assert _classify(("ServiceRequest.identifier.value", "9adf&L"), "OUL_R22", message) == "entity-identifier-subcomponents-unsplit"
