@@ -124,3 +124,28 @@ def test_parent_procedure_and_parent_diagnosis_are_referenced_by_identifier(conv
     stub = next(p for p in resources(lone, "Procedure") if p["identifier"][0]["value"] == "PR-1")
     assert stub["status"] == "unknown" and stub["subject"]["reference"].startswith("Patient/")
     assert validation_errors(lone) == []
+
+
+def test_iam_allergy_with_its_reporter(convert_er7) -> None:
+    """IG IAM[AllergyIntolerance]: IAM-2 category/type, IAM-3 code, IAM-4 criticality (and reaction
+    severity with IAM-5), IAM-7 identifier, IAM-11 onset, IAM-13 recordedDate; IAM-14/IAM-15 recorder
+    (a RelatedPerson with the relationship; a Practitioner when IAM-15 is empty)."""
+    msh = MSH.replace("ADT^A01^ADT_A01", "ADT^A60^ADT_A60")
+    iam = segment("IAM", {1: "1", 2: "FA^Food allergy^HL70127", 3: "91935009^Allergy to peanuts^SCT", 4: "SV^Severe^HL70128",
+                          5: "39579001^Anaphylaxis^SCT", 6: "A", 7: "AL-7^^1.2.3.4^ISO", 11: "201805", 13: "20201005160000+0800",
+                          14: "Doe^Rosa", 15: "SPO^Spouse^HL70063"})
+    bundle, report = convert_er7(msh, PID, iam)
+    allergy = only(bundle, "AllergyIntolerance")
+    assert allergy["category"] == ["food"] and allergy["type"] == "allergy" and allergy["criticality"] == "high"
+    assert allergy["code"]["coding"][0]["code"] == "91935009" and allergy["identifier"][0]["value"] == "AL-7"
+    assert allergy["reaction"][0]["manifestation"][0]["coding"][0]["code"] == "39579001" and allergy["reaction"][0]["severity"] == "severe"
+    assert allergy["onsetDateTime"] == "2018-05" and allergy["recordedDate"] == "2020-10-05T16:00:00+08:00"
+    reporter = only(bundle, "RelatedPerson")
+    assert allergy["recorder"] == {"reference": f"RelatedPerson/{reporter['id']}"}
+    assert reporter["name"][0]["family"] == "Doe" and reporter["relationship"][0]["coding"][0]["code"] == "SPS"
+    assert reporter["patient"] == allergy["patient"]
+    assert validation_errors(bundle) == []
+
+    clinician, _ = convert_er7(msh, PID, iam.replace("|SPO^Spouse^HL70063", "|"))
+    recorder = only(clinician, "AllergyIntolerance")["recorder"]["reference"]
+    assert recorder == f"Practitioner/{next(p['id'] for p in resources(clinician, 'Practitioner') if p['name'][0]['family'] == 'Doe')}"
