@@ -223,5 +223,11 @@ def test_difference_classes_of_the_lab_families() -> None:
     assert _classify(status, "ADT_A01", message) == "result-status-in-converter-extension"
     assert _classify(("Observation.extension.valueCodeableConcept.coding.code", "F"), "ADT_A01", message) == "result-status-in-converter-extension"
     assert _classify(("Observation.code.coding.code", "F"), "ADT_A01", message) is None
+    # IG SCH[Appointment] SCH-7 (table 0276) is a reason; IG TQ[Appointment] maps no priority
+    siu = er7("MSH|^~\\&|S|F|R|F|20240101||SIU^S12^SIU_S12|1|P|2.5", "SCH|1|2||||Add|CHECKUP|Normal|60|min|2^^60^20240102")
+    reason = {("Appointment.reasonCode.coding.code", "CHECKUP")}
+    assert _classify(("Appointment.appointmentType.coding.code", "CHECKUP"), "SIU_S12", siu, reason) == "appointment-reason-as-appointment-type"
+    assert _classify(("Appointment.appointmentType.coding.code", "CHECKUP"), "SIU_S12", siu) is None
+    assert _classify(("Appointment.priority", "2.0"), "SIU_S12", siu) == "appointment-priority-from-timing-quantity"
     # EIP.1 subcomponents: the converter keeps value&namespace
     assert _classify(("ServiceRequest.identifier.value", "9adf&L"), "OUL_R22", message) == "entity-identifier-subcomponents-unsplit"
