@@ -149,3 +149,16 @@ def test_iam_allergy_with_its_reporter(convert_er7) -> None:
     clinician, _ = convert_er7(msh, PID, iam.replace("|SPO^Spouse^HL70063", "|"))
     recorder = only(clinician, "AllergyIntolerance")["recorder"]["reference"]
     assert recorder == f"Practitioner/{next(p['id'] for p in resources(clinician, 'Practitioner') if p['name'][0]['family'] == 'Doe')}"
+
+
+def test_next_of_kin_organization_contact_takes_every_telephone(convert_er7) -> None:
+    """IG NK1[Patient] NK1-30/31: one contact person (Organization.contact.name is 0..1, so the first
+    NK1-30 name) with every NK1-31 telephone; a datatype map reading another segment's repeating
+    field appends each repetition, as a segment map does."""
+    nk1 = segment("NK1", {1: "1", 2: "DOE^MARY", 3: "MTH^MOTHER^HL70063", 13: "Bull Run Practice",
+                          30: "Smith^John~Smyth^Jon", 31: "898989^^FX~555123^^CP~^NET^Internet^js@example.org"})
+    bundle, _ = convert_er7(MSH, PID, nk1)
+    (contact,) = next(o for o in resources(bundle, "Organization") if o.get("name") == "Bull Run Practice")["contact"]
+    assert contact["name"]["family"] == "Smith"
+    assert [(t["system"], t["value"]) for t in contact["telecom"]] == [("fax", "898989"), ("phone", "555123"), ("email", "js@example.org")]
+    assert validation_errors(bundle) == []
