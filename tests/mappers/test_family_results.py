@@ -229,5 +229,10 @@ def test_difference_classes_of_the_lab_families() -> None:
     assert _classify(("Appointment.appointmentType.coding.code", "CHECKUP"), "SIU_S12", siu, reason) == "appointment-reason-as-appointment-type"
     assert _classify(("Appointment.appointmentType.coding.code", "CHECKUP"), "SIU_S12", siu) is None
     assert _classify(("Appointment.priority", "2.0"), "SIU_S12", siu) == "appointment-priority-from-timing-quantity"
+    # IG CWE[Quantity]: a bare ISO names no unit system; the unit is UCUM when UCUM knows it
+    ucum = {("Observation.component.valueQuantity.code", "/min")}
+    fact = ("Observation.component.valueQuantity.system", "urn:iso:std:iso:3986")
+    assert _classify(fact, "ADT_A01", message, ucum | {("Observation.component.valueQuantity.system", "http://unitsofmeasure.org")}) == "quantity-unit-iso-as-uri-standard"
+    assert _classify(fact, "ADT_A01", message) is None
     # EIP.1 subcomponents: the converter keeps value&namespace
     assert _classify(("ServiceRequest.identifier.value", "9adf&L"), "OUL_R22", message) == "entity-identifier-subcomponents-unsplit"
