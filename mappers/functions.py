@@ -360,19 +360,10 @@ def has_repetitions(ctx: Context, value: Value | None) -> bool:
 
 
 def as_components(ctx: Context, value: Value | None) -> bool:
-    """OBX-5 repeats, so the IG's OBX[Observation-Component] applies (one component per repetition).
-
-    Not when the OBX's instance id (OBX-21) is shared with another OBX of the message: those
-    become one Observation (ids follow identifiers), whose value[x] from the other OBX would
-    clash with components of the same code (FHIR obs-7); the first repetition is the value then.
-    """
+    """OBX-5 repeats, so the IG's OBX[Observation-Component] applies (one component per repetition;
+    an OBX-21 shared with another OBX no longer matters: each OBX is its own Observation)."""
     seg = ctx.segment
-    if seg is None or len(seg.reps(5)) < 2:
-        return False
-    instance = seg.raw(21)
-    if not instance:
-        return True
-    return sum(1 for other in ctx.message.segments if other.fields[0] == "OBX" and other.raw(21) == instance) == 1
+    return seg is not None and len(seg.reps(5)) > 1
 
 
 FUNCTIONS: dict[str, Fn] = {

@@ -177,6 +177,27 @@ def follows_order(ctx: Context, value: Value | None) -> bool:
     return _participation_owner(ctx) in _ORDER_SEGMENTS
 
 
+def in_order_document(ctx: Context, value: Value | None) -> bool:
+    """The OBX (or one of its PRTs) is the document of an order, between its ORC and OBR: ORU_R01
+    COMMON_ORDER is ORC, [{PRT}], [ORDER_DOCUMENT: OBX, [{PRT}], TXA] (v2.9; IG ORU_R01 4.2.1.3
+    maps no resource for it)."""
+    if ctx.place is None:
+        return False
+    segments = ctx.message.segments
+    start = ctx.place.index
+    while start > 0 and segments[start].id in ("PRT", "TXA"):
+        start -= 1
+    if segments[start].id != "OBX":
+        return False
+    before = start - 1
+    while before > 0 and segments[before].id == "PRT":
+        before -= 1
+    after = ctx.place.index + 1
+    while after < len(segments) and segments[after].id in ("PRT", "TXA"):
+        after += 1
+    return before >= 0 and segments[before].id == "ORC" and after < len(segments) and segments[after].id == "OBR"
+
+
 def care_locations(ctx: Context, value: Value | None, args: dict[str, Any]) -> dict[str, str] | None:
     """NDL -> the role's Location chain (IG NDL[PractitionerRole] NDL.4-7, NDL.10, NDL.11; NDL.9 maps nothing)."""
     from mappers.functions import location_chain  # late import: that module imports this one
@@ -219,4 +240,5 @@ PREDICATES: dict[str, Callable[["Context", "Value | None"], bool]] = {
     "order_has_specimen": order_has_specimen,
     "follows_observation": follows_observation,
     "follows_order": follows_order,
+    "in_order_document": in_order_document,
 }

@@ -201,7 +201,7 @@ def _compile_row(raw: dict[str, Any], datatype: str, is_segment: bool, where: st
     vocab_name = raw.get("vocab")
     if vocab_name and not vocab.known_map(vocab_name):
         raise SpecError(f"{where}: no IG vocabulary map named {vocab_name!r} in terminology")
-    every = bool(target and target.appends and source is not None and source.repetition is None and is_segment)
+    every = bool(target and target.appends and source is not None and source.repetition is None and (is_segment or source.segment is not None))
     return Row(
         label=str(raw.get("from", "")),
         source=source,

@@ -99,3 +99,66 @@ def test_prt_after_the_patient_is_a_care_team_participant_or_the_gp(convert_er7)
     assert gps == [second["member"]]
     assert len(resources(bundle, "Practitioner")) == 2  # the PRT after PV1 has no IG map
     assert validation_errors(bundle) == []
+
+
+def test_parent_procedure_and_parent_diagnosis_are_referenced_by_identifier(convert_er7) -> None:
+    """IG PR1[Procedure] PR1-25 -> partOf (EI[Procedure]); IG DG1[Condition] DG1-22 -> extension
+    condition-dueTo (EI[Condition]). A parent sent in the message (PR1-19 = PR1-25) is that resource."""
+    pv1 = segment("PV1", {1: "1", 2: "I", 19: "V1^^^GHH^VN"})
+    parent = segment("PR1", {1: "1", 3: "0DTJ4ZZ^Resection^I10P", 5: "20240305090000+0800", 19: "PR-1"})
+    child = segment("PR1", {1: "2", 3: "0DBJ4ZZ^Excision^I10P", 5: "20240305100000+0800", 19: "PR-2", 25: "PR-1"})
+    dg1 = segment("DG1", {1: "1", 3: "K35.80^Appendicitis^I10", 6: "F", 20: "DG-2", 22: "DG-1"})
+    bundle, report = convert_er7(MSH, PID, pv1, dg1, parent, child)
+    procedures = {p["identifier"][0]["value"]: p for p in resources(bundle, "Procedure")}
+    assert set(procedures) == {"PR-1", "PR-2"}
+    assert procedures["PR-2"]["partOf"] == [{"reference": f"Procedure/{procedures['PR-1']['id']}"}]
+    assert procedures["PR-1"]["code"]["coding"][0]["code"] == "0DTJ4ZZ" and "partOf" not in procedures["PR-1"]
+    conditions = {c["identifier"][0]["value"]: c for c in resources(bundle, "Condition")}
+    due_to = {"url": "http://hl7.org/fhir/StructureDefinition/condition-dueTo", "valueReference": {"reference": f"Condition/{conditions['DG-1']['id']}"}}
+    assert due_to in conditions["DG-2"]["extension"]
+    assert conditions["DG-1"]["subject"] == conditions["DG-2"]["subject"]
+    assert not any(u["element"] in ("PR1-25", "DG1-22") for u in report.as_dict()["unmapped"])
+    assert validation_errors(bundle) == []
+
+    lone, _ = convert_er7(MSH, PID, pv1, child)  # a parent not sent: a Procedure known by its identifier only
+    stub = next(p for p in resources(lone, "Procedure") if p["identifier"][0]["value"] == "PR-1")
+    assert stub["status"] == "unknown" and stub["subject"]["reference"].startswith("Patient/")
+    assert validation_errors(lone) == []
+
+
+def test_iam_allergy_with_its_reporter(convert_er7) -> None:
+    """IG IAM[AllergyIntolerance]: IAM-2 category/type, IAM-3 code, IAM-4 criticality (and reaction
+    severity with IAM-5), IAM-7 identifier, IAM-11 onset, IAM-13 recordedDate; IAM-14/IAM-15 recorder
+    (a RelatedPerson with the relationship; a Practitioner when IAM-15 is empty)."""
+    msh = MSH.replace("ADT^A01^ADT_A01", "ADT^A60^ADT_A60")
+    iam = segment("IAM", {1: "1", 2: "FA^Food allergy^HL70127", 3: "91935009^Allergy to peanuts^SCT", 4: "SV^Severe^HL70128",
+                          5: "39579001^Anaphylaxis^SCT", 6: "A", 7: "AL-7^^1.2.3.4^ISO", 11: "201805", 13: "20201005160000+0800",
+                          14: "Doe^Rosa", 15: "SPO^Spouse^HL70063"})
+    bundle, report = convert_er7(msh, PID, iam)
+    allergy = only(bundle, "AllergyIntolerance")
+    assert allergy["category"] == ["food"] and allergy["type"] == "allergy" and allergy["criticality"] == "high"
+    assert allergy["code"]["coding"][0]["code"] == "91935009" and allergy["identifier"][0]["value"] == "AL-7"
+    assert allergy["reaction"][0]["manifestation"][0]["coding"][0]["code"] == "39579001" and allergy["reaction"][0]["severity"] == "severe"
+    assert allergy["onsetDateTime"] == "2018-05" and allergy["recordedDate"] == "2020-10-05T16:00:00+08:00"
+    reporter = only(bundle, "RelatedPerson")
+    assert allergy["recorder"] == {"reference": f"RelatedPerson/{reporter['id']}"}
+    assert reporter["name"][0]["family"] == "Doe" and reporter["relationship"][0]["coding"][0]["code"] == "SPS"
+    assert reporter["patient"] == allergy["patient"]
+    assert validation_errors(bundle) == []
+
+    clinician, _ = convert_er7(msh, PID, iam.replace("|SPO^Spouse^HL70063", "|"))
+    recorder = only(clinician, "AllergyIntolerance")["recorder"]["reference"]
+    assert recorder == f"Practitioner/{next(p['id'] for p in resources(clinician, 'Practitioner') if p['name'][0]['family'] == 'Doe')}"
+
+
+def test_next_of_kin_organization_contact_takes_every_telephone(convert_er7) -> None:
+    """IG NK1[Patient] NK1-30/31: one contact person (Organization.contact.name is 0..1, so the first
+    NK1-30 name) with every NK1-31 telephone; a datatype map reading another segment's repeating
+    field appends each repetition, as a segment map does."""
+    nk1 = segment("NK1", {1: "1", 2: "DOE^MARY", 3: "MTH^MOTHER^HL70063", 13: "Bull Run Practice",
+                          30: "Smith^John~Smyth^Jon", 31: "898989^^FX~555123^^CP~^NET^Internet^js@example.org"})
+    bundle, _ = convert_er7(MSH, PID, nk1)
+    (contact,) = next(o for o in resources(bundle, "Organization") if o.get("name") == "Bull Run Practice")["contact"]
+    assert contact["name"]["family"] == "Smith"
+    assert [(t["system"], t["value"]) for t in contact["telecom"]] == [("fax", "898989"), ("phone", "555123"), ("email", "js@example.org")]
+    assert validation_errors(bundle) == []

@@ -59,6 +59,53 @@ def test_report_keeps_obr_numbers_over_orc_numbers() -> None:
     assert _identifiers(only(bundle, "DiagnosticReport")) == {"FILL": "FL-OBR", "PLAC": "PL-OBR"}
 
 
+def test_order_document_between_orc_and_obr_keeps_one_order() -> None:
+    # IG ORU_R01 4.2.1 COMMON_ORDER: ORC, [{PRT}], [ORDER_DOCUMENT: OBX, [{PRT}], TXA], then the OBR
+    # (4.2.2), all one ORDER_OBSERVATION: ORC-2/ORC-3 (ORC[ServiceRequest]) and the OBR make one
+    # ServiceRequest, the report's basedOn; ORDER_DOCUMENT (4.2.1.3.1-3) maps no resource. A patient
+    # OBX (PATIENT_OBSERVATION 4.1.7) before the visit does not end the PATIENT_RESULT group.
+    bundle = _convert(ORU, PID, "OBX|1|ST|8302-2^Body height^LN||tall||||||F",
+                      seg("PV1", {1: "1", 2: "O", 19: "V-1"}),
+                      "ORC|RE|PL-1^EHR|FL-1^LIS", seg("PRT", {1: "1", 2: "AD", 4: "OP", 5: "D-1^ORDERING^ANN"}),
+                      "OBX|1|ED|||^TEXT^^Base64^SGVsbG8=||||||F", seg("PRT", {1: "1", 2: "AD", 4: "EQ", 10: "DEV-DOC^^1.2.3^ISO"}),
+                      seg("TXA", {1: "1", 2: "DS", 3: "TX", 12: "DOC-1", 17: "AU"}),
+                      seg("OBR", {1: "1", 4: "24356-8^Urinalysis complete^LN", 25: "F"}),
+                      "OBX|1|ST|5778-6^Color of Urine^LN||Yellow||||||F", seg("PRT", {1: "1", 2: "AD", 4: "EQ", 10: "DEV-RES^^1.2.3^ISO"}))
+    order = only(bundle, "ServiceRequest")
+    assert _identifiers(order) == {"PLAC": "PL-1", "FILL": "FL-1"}
+    assert order["code"]["coding"][0]["code"] == "24356-8"
+    assert _by_reference(bundle, order["requester"]["reference"])["resourceType"] == "PractitionerRole"
+    report = only(bundle, "DiagnosticReport")
+    assert report["basedOn"] == [{"reference": f"ServiceRequest/{order['id']}"}]
+    (result,) = [_by_reference(bundle, r["reference"]) for r in report["result"]]
+    assert result["valueString"] == "Yellow" and result["basedOn"] == report["basedOn"]
+    vital = next(o for o in resources(bundle, "Observation") if o is not result)
+    assert vital["valueString"] == "tall" and "basedOn" not in vital
+    assert vital["encounter"] == result["encounter"] == {"reference": f"Encounter/{only(bundle, 'Encounter')['id']}"}
+    assert len(resources(bundle, "Observation")) == 2
+    participants = [i["value"] for d in resources(bundle, "Device") for i in d.get("identifier", []) if i.get("system") == "urn:oid:1.2.3"]
+    assert participants == ["DEV-RES"]
+
+
+def test_obr_after_orc_prts_and_a_patient_observation_merges_into_the_orc_order() -> None:
+    # as above without ORDER_DOCUMENT: the ORC's numbers reach the OBR's ServiceRequest
+    bundle = _convert(ORU, PID, "OBX|1|ST|8302-2^Body height^LN||tall||||||F", "ORC|RE|PL-2|FL-2",
+                      seg("PRT", {1: "1", 2: "AD", 4: "OP", 5: "D-1^ORDERING^ANN"}),
+                      seg("OBR", {1: "1", 4: "24356-8^Urinalysis complete^LN", 25: "F"}))
+    assert _identifiers(only(bundle, "ServiceRequest")) == {"PLAC": "PL-2", "FILL": "FL-2"}
+
+
+def test_alternate_placer_order_number_is_a_placer_identifier() -> None:
+    # IG OBR[ServiceRequest] OBR-53 -> identifier (CX[Identifier]) typed PLAC; ORC-33 only IF OBR-53 NOT VALUED
+    obr = seg("OBR", {1: "1", 4: "24356-8^Urinalysis complete^LN", 25: "F", 53: "ALT-53^^^HOSP"})
+    orc = seg("ORC", {1: "RE", 2: "PL-1", 33: "ALT-33^^^HOSP"})
+    order = only(_convert(ORU, PID, orc, obr), "ServiceRequest")
+    placers = [i["value"] for i in order["identifier"] if i["type"]["coding"][0]["code"] == "PLAC"]
+    assert placers == ["PL-1", "ALT-53"]
+    order = only(_convert(ORU, PID, orc, seg("OBR", {1: "1", 4: "24356-8^Urinalysis complete^LN", 25: "F"})), "ServiceRequest")
+    assert [i["value"] for i in order["identifier"] if i["type"]["coding"][0]["code"] == "PLAC"] == ["PL-1", "ALT-33"]
+
+
 def test_observation_device_carries_its_udi_carriers() -> None:
     # IG PRT[Device]: PRT-10 -> identifier and udiCarrier[1], PRT-16 -> udiCarrier[2]
     # (EI[Device-udiCarrier]: EI.1 deviceIdentifier; EI.2-4 have no named target)
@@ -171,5 +218,21 @@ def test_difference_classes_of_the_lab_families() -> None:
     fact = ("Practitioner.identifier.type.coding.code", "MD-25")
     assert _classify(fact, "ORU_R01", message, {("Practitioner.identifier.value", "MD-25")}) == "person-id-number-as-identifier-type"
     assert _classify(fact, "ORU_R01", message) is None
+    # IG OBX-11 is Observation.status: the converter's Observation_Status extension, in any family
+    status = ("Observation.extension.valueCodeableConcept.coding.system", "http://terminology.hl7.org/CodeSystem/v2-0085")
+    assert _classify(status, "ADT_A01", message) == "result-status-in-converter-extension"
+    assert _classify(("Observation.extension.valueCodeableConcept.coding.code", "F"), "ADT_A01", message) == "result-status-in-converter-extension"
+    assert _classify(("Observation.code.coding.code", "F"), "ADT_A01", message) is None
+    # IG SCH[Appointment] SCH-7 (table 0276) is a reason; IG TQ[Appointment] maps no priority
+    siu = er7("MSH|^~\\&|S|F|R|F|20240101||SIU^S12^SIU_S12|1|P|2.5", "SCH|1|2||||Add|CHECKUP|Normal|60|min|2^^60^20240102")
+    reason = {("Appointment.reasonCode.coding.code", "CHECKUP")}
+    assert _classify(("Appointment.appointmentType.coding.code", "CHECKUP"), "SIU_S12", siu, reason) == "appointment-reason-as-appointment-type"
+    assert _classify(("Appointment.appointmentType.coding.code", "CHECKUP"), "SIU_S12", siu) is None
+    assert _classify(("Appointment.priority", "2.0"), "SIU_S12", siu) == "appointment-priority-from-timing-quantity"
+    # IG CWE[Quantity]: a bare ISO names no unit system; the unit is UCUM when UCUM knows it
+    ucum = {("Observation.component.valueQuantity.code", "/min")}
+    fact = ("Observation.component.valueQuantity.system", "urn:iso:std:iso:3986")
+    assert _classify(fact, "ADT_A01", message, ucum | {("Observation.component.valueQuantity.system", "http://unitsofmeasure.org")}) == "quantity-unit-iso-as-uri-standard"
+    assert _classify(fact, "ADT_A01", message) is None
     # EIP.1 subcomponents: the converter keeps value&namespace
     assert _classify(("ServiceRequest.identifier.value", "9adf&L"), "OUL_R22", message) == "entity-identifier-subcomponents-unsplit"

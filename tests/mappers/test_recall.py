@@ -36,10 +36,10 @@ ROOT, SHARED, TOOL, CORPUS = differences.ROOT, differences.SHARED, differences.T
 # ADT 66.8% -> 71.5% / 90.2%; BAR 64.2% -> 70.9% / 85.3%; DFT 47.9% -> 61.7% / 74.9%;
 # REF 52.7% -> 58.2% / 72.3%. Raise them when mappings improve.
 FLOORS: dict[str, tuple[float, float]] = {
-    "ADT": (0.72, 0.93),
-    "BAR": (0.74, 0.94),
+    "ADT": (0.725, 0.945),
+    "BAR": (0.75, 0.95),
     "DFT": (0.65, 0.925),
-    "REF": (0.675, 0.90),
+    "REF": (0.685, 0.92),
     # results, orders, pharmacy, immunization, scheduling, documents: together raw 51.9% -> 61.2%, then
     # (part B continued: FT1 ChargeItems, PRT participations, ORC-21 requester, OUL TXA, SPM-3 parent,
     # RXE-40 pharmacy; classes with their IG rows in mappers/data/peer-differences.yaml) raw / adjusted:
@@ -65,16 +65,23 @@ FLOORS: dict[str, tuple[float, float]] = {
     # OBR-2 after ORC-2, ORC-1 CA, ORC-23):
     # OMG 63.2 / 88.2 -> 63.4 / 92.4, OML 63.6 / 83.8 -> 64.1 / 90.3, ORM 67.3 / 84.7 -> 67.5 / 91.6,
     # ORU 68.7 / 85.1 -> 69.9 / 90.8, OUL 63.9 / 81.3 -> 64.6 / 90.5, REF 64.2 / 82.1 -> 67.7 / 90.4
+    # part E (ORU PATIENT_OBSERVATION/VISIT groups and ORDER_DOCUMENT, components despite a shared OBX-21,
+    # PR1-25/DG1-22 parents, OBR-53, IAM, every NK1-31 telephone; classes for the converter's OBX-11
+    # extension, SCH-7/SCH-11 and ISO units), raw / adjusted before -> after:
+    # ADT 72.2 / 93.9 -> 72.7 / 95.0, BAR 74.5 / 94.4 -> 75.2 / 95.5, OMG 63.4 / 92.4 -> 63.8 / 93.1,
+    # OML 64.1 / 90.3 -> 64.3 / 90.9, ORM 67.5 / 91.6 -> 67.5 / 92.1, ORU 69.9 / 90.8 -> 70.3 / 91.9,
+    # OUL 64.6 / 90.5 -> 66.1 / 93.5, REF 67.7 / 90.4 -> 68.8 / 92.4, SIU 66.5 / 92.6 -> 66.5 / 94.3,
+    # VXU 73.6 / 95.3 -> 73.8 / 96.3
     "MDM": (0.665, 0.905),
-    "OMG": (0.63, 0.92),
-    "OML": (0.64, 0.90),
-    "ORM": (0.675, 0.91),
-    "ORU": (0.695, 0.90),
-    "OUL": (0.645, 0.90),
+    "OMG": (0.635, 0.925),
+    "OML": (0.64, 0.905),
+    "ORM": (0.675, 0.915),
+    "ORU": (0.7, 0.915),
+    "OUL": (0.66, 0.93),
     "RDE": (0.605, 0.915),
     "RDS": (0.73, 0.94),
-    "SIU": (0.66, 0.92),
-    "VXU": (0.735, 0.95),
+    "SIU": (0.66, 0.94),
+    "VXU": (0.735, 0.96),
 }
 
 
