@@ -301,6 +301,10 @@ def compile_map(m: Map, specs: Specs) -> Callable[[Context, dict[str, Any]], Any
                   "    nfields = len(fields) if fields is not None else 0",
                   "    place = ctx.place", "    preps = place.reps if fields is not None and place is not None else None",
                   "    sd = seg._d if fields is not None else None"]
+    # an own field several `=` clauses test (OBX-2, the value type, in ~20 rows): its text read once per
+    # run, when first tested
+    hoisted = _hoisted_equals(m, own) if own_rows or own_conditions else {}
+    lines += [f"    {local} = None" for local in hoisted.values()]
     # first-value-wins needs no test where nothing can be under the target's first step yet: out is
     # new (not an `into` resource), no earlier row writes that name, `$this` or a row that may write
     # into the record directly (not _row_clean) ran before, and the row writes one value at most
@@ -308,6 +312,12 @@ def compile_map(m: Map, specs: Specs) -> Callable[[Context, dict[str, Any]], Any
     entries = _entries_of(m, specs)
     anything = any(entry.into for entry in entries)
     record_out = m.is_segment or bool(entries)  # out may be ctx.record.resource, which functions write into
+    # components that several rows hand on as a Value (CX.4 to system and assigner): made once per run, when first read
+    shared: dict[int, int] = {}
+    for row in m.rows:
+        if (row.part >= 0 and row.source is not None and row.source.subcomponent is None and row.value is None
+                and _text_evaluator(row) is None):
+            shared[row.part] = shared.get(row.part, 0) + 1
     for i, row in enumerate(m.rows):
         env[f"R{i}"] = row
         lines.append(f"    # row {i + 1}: {(row.label or '-')!s:.40} -> {row.target.text if row.target else '-'!s:.60}".replace("\n", " ").replace("\r", " "))
@@ -320,7 +330,7 @@ def compile_map(m: Map, specs: Specs) -> Callable[[Context, dict[str, Any]], Any
             lines.append(f"{indent}if nparts > {k} and pieces[{k}]:")
             indent += "    "
         if row.when is not None:
-            inline = _inline_condition(row.when, env, f"C{i}_", own)
+            inline = _inline_condition(row.when, env, f"C{i}_", own, hoisted if own_rows or own_conditions else None)
             if inline is None:
                 env[f"W{i}"] = row.when
                 inline = f"W{i}(ctx)"
@@ -470,11 +480,13 @@ _SPLIT_LINES = (
 )
 
 
-def _inline_condition(when: Any, env: dict[str, Any] | None = None, name: str = "", own: str | None = None) -> str | None:
+def _inline_condition(when: Any, env: dict[str, Any] | None = None, name: str = "", own: str | None = None,
+                      hoisted: dict[tuple[int, int | None], str] | None = None) -> str | None:
     """Python source for a map's `when`, testing `CWE.1 valued` / `not valued` / `HD.3 = ISO|UUID` clauses
     on the raw components of a datatype map's value, and `OBX-2 = NM|SN` / `PID-3.4 valued` clauses on
     the first repetition of a field of a segment map's own segment (`own`), as sources.Source.read would
     (valued: neither empty nor `\"\"`); other clauses are called (put in env as name0, name1...).
+    `hoisted`: own fields whose `=` text the generated function reads once, by (field, component).
     None when no clause can be inlined."""
     clauses = getattr(when, "clauses", None) or [when]
     tests = []
@@ -490,7 +502,8 @@ def _inline_condition(when: Any, env: dict[str, Any] | None = None, name: str = 
                 env[f"{name}{j}"] = clause
                 if equals is not None:
                     env[f"{name}{j}_values"] = equals[1]
-            tests.append(_own_field_test(src, valued, equals, f"{name}{j}"))
+            local = (hoisted or {}).get((src.field, src.component)) if equals is not None else None
+            tests.append(_own_field_test(src, valued, equals, f"{name}{j}", local))
             continue
         if src is None or src.segment is not None or src.component is None or src.subcomponent is not None:
             if env is not None:
@@ -509,17 +522,43 @@ def _inline_condition(when: Any, env: dict[str, Any] | None = None, name: str = 
     return " and ".join(tests) if inlined else None
 
 
-def _own_field_test(src: Any, valued: Any, equals: Any, name: str) -> str:
+def _own_field_test(src: Any, valued: Any, equals: Any, name: str, local: str | None = None) -> str:
     """A `valued` / `=` clause on the first repetition (or a component of it) of a field of the segment
-    map's own segment, read from `preps` as Source.read would; the clause itself (`name`) when the
-    map runs on another segment (preps is None)."""
-    first = f"(_v := _r[0]{'' if src.component is None else f'[{src.component}]'})"
-    is_valued = f"(bool(_r := preps({src.field})) and {first}.raw != '' and _v.raw != '\"\"')"
+    map's own segment, read from `preps` as Source.read would (an `=` clause's text from `local` when
+    hoisted); the clause itself (`name`) when the map runs on another segment (preps is None)."""
     if valued is not None:
+        is_valued = _own_field_valued(src.field, src.component)
         test = is_valued if valued[1] else f"not {is_valued}"
     else:
-        test = f"(_v.text.strip() if {is_valued} else '') {'in' if equals[2] else 'not in'} {name}_values"
+        text = _own_field_text(src.field, src.component)
+        if local is not None:
+            text = f"({local} if {local} is not None else ({local} := {text}))"
+        test = f"{text} {'in' if equals[2] else 'not in'} {name}_values"
     return f"({name}(ctx) if preps is None else {test})"
+
+
+def _own_field_valued(fld: int, comp: int | None) -> str:
+    """Whether the first repetition (or its component) of an own field is valued, as Source.read (binds _v)."""
+    first = f"(_v := _r[0]{'' if comp is None else f'[{comp}]'})"
+    return f"(bool(_r := preps({fld})) and {first}.raw != '' and _v.raw != '\"\"')"
+
+
+def _own_field_text(fld: int, comp: int | None) -> str:
+    """The stripped text an `=` clause compares for an own field ('' when not valued)."""
+    return f"(_v.text.strip() if {_own_field_valued(fld, comp)} else '')"
+
+
+def _hoisted_equals(m: Map, own: str | None) -> dict[tuple[int, int | None], str]:
+    """Own fields (field, component) that `=` clauses of two rows or more test, each with a local name."""
+    counts: dict[tuple[int, int | None], int] = {}
+    for row in m.rows:
+        for clause in getattr(row.when, "clauses", None) or ([row.when] if row.when is not None else []):
+            equals = getattr(clause, "equals", None)
+            src = equals[0] if equals is not None else None
+            if src is not None and src.segment == own and src.repetition is None and src.subcomponent is None:
+                key = (src.field, src.component)
+                counts[key] = counts.get(key, 0) + 1
+    return {key: f"_eq{key[0]}_{key[1] or 0}" for key, n in counts.items() if n > 1}
 
 
 def _component_text(pieces: list[str], k: int, leaf_sep: str | None, delims: Any) -> str:
@@ -537,8 +576,8 @@ def _component_text(pieces: list[str], k: int, leaf_sep: str | None, delims: Any
 
 
 def _text_evaluator(row: Row) -> tuple[Callable[..., Any] | None, str] | None:
-    """(function, call with F for it) when a row just converts the decoded text of its value with a
-    primitive (`_evaluator`'s base for a `type:` primitive or no type, without format/vocab)."""
+    """(function, call with F for it) when a row converts the decoded text of its value with a
+    primitive (`_evaluator`'s base for a `type:` primitive or no type; format/vocab follow it)."""
     if row.value is not None or row.fn is not None or row.format is not None or row.vocab is not None:
         return None
     if row.type is None:
@@ -563,6 +602,12 @@ def _evaluation_lines(row: Row, i: int, env: dict[str, Any], specs: Specs) -> li
         body = _type_lines(row.type, i, env, specs, whole=row.source is None)  # a read value is never None
     else:  # primitives.string
         body = [f"result = (value.text.strip() or None){' if value is not None else None' if row.source is None else ''}"]
+    return body + _format_vocab_lines(row, i, env)
+
+
+def _format_vocab_lines(row: Row, i: int, env: dict[str, Any]) -> list[str]:
+    """Statements applying a row's `format` then `vocab` to a result that is not None."""
+    body = []
     if row.format is not None:
         env[f"FMT{i}"] = row.format
         body += ["if result is not None:", f"    result = FMT{i}.format(result)"]
