@@ -318,6 +318,7 @@ def compile_map(m: Map, specs: Specs) -> Callable[[Context, dict[str, Any]], Any
         if (row.part >= 0 and row.source is not None and row.source.subcomponent is None and row.value is None
                 and _text_evaluator(row) is None):
             shared[row.part] = shared.get(row.part, 0) + 1
+    lines += [f"    _c{k} = None" for k, n in shared.items() if n > 1]
     for i, row in enumerate(m.rows):
         env[f"R{i}"] = row
         lines.append(f"    # row {i + 1}: {(row.label or '-')!s:.40} -> {row.target.text if row.target else '-'!s:.60}".replace("\n", " ").replace("\r", " "))
@@ -370,8 +371,11 @@ def compile_map(m: Map, specs: Specs) -> Callable[[Context, dict[str, Any]], Any
                     f"{indent}if delims is not None and delims.escape in text:",
                     f"{indent}    text = unescape(text, delims)",
                 ]
-            else:
-                lines.append(f"{indent}value = whole[{k + 1}]")
+            elif row.value is None:  # a constant needs no Value; rows sharing a component share its Value
+                if shared.get(k, 0) > 1:
+                    lines.append(f"{indent}value = _c{k} if _c{k} is not None else (_c{k} := whole[{k + 1}])")
+                else:
+                    lines.append(f"{indent}value = whole[{k + 1}]")
         elif k >= 0 and _text_evaluator(row) is not None:
             # a primitive from a subcomponent (XPN.1.1): its text from the component as sent, without a
             # Value (= whole[k][s].text: a component of a component-level value is a leaf, its own first part)
@@ -408,7 +412,7 @@ def compile_map(m: Map, specs: Specs) -> Callable[[Context, dict[str, Any]], Any
         clean = _row_clean(row, specs)
         if text_row:
             env[f"T{i}"], call = _text_evaluator(row)  # type: ignore[misc]
-            body = [f"result = {call.replace('F', f'T{i}')}"]
+            body = [f"result = {call.replace('F', f'T{i}')}", *_format_vocab_lines(row, i, env)]
         else:
             body = _evaluation_lines(row, i, env, specs)
             if not clean:  # what it writes (or writes itself) gets the full prune
@@ -578,7 +582,7 @@ def _component_text(pieces: list[str], k: int, leaf_sep: str | None, delims: Any
 def _text_evaluator(row: Row) -> tuple[Callable[..., Any] | None, str] | None:
     """(function, call with F for it) when a row converts the decoded text of its value with a
     primitive (`_evaluator`'s base for a `type:` primitive or no type; format/vocab follow it)."""
-    if row.value is not None or row.fn is not None or row.format is not None or row.vocab is not None:
+    if row.value is not None or row.fn is not None:
         return None
     if row.type is None:
         return None, "(text.strip() or None)"  # no type: the stripped text, as primitives.string
