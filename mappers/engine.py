@@ -95,7 +95,7 @@ class MessageState:
     places: list[SegmentPlace] = field(default_factory=list)
     places_by_id: dict[str, list[SegmentPlace]] = field(default_factory=dict)  # segment id -> its places, in order
     records: list[Record] = field(default_factory=list)
-    made: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)  # datatype-made resources
+    made: dict[str, dict[str, Any]] = field(default_factory=dict)  # datatype-made resources by "Type/id"
     group_names: dict[int, str] = field(default_factory=dict)  # group instance id -> group name
     report: ConversionReport = field(default_factory=ConversionReport)
     by_name: dict[str, list[Record]] = field(default_factory=dict)  # records with `as` names, in order
@@ -738,13 +738,13 @@ def add_resource(state: MessageState, resource_type: str, body: dict[str, Any], 
         if not body:
             return None  # type: ignore[return-value]
     rid = _identifier_id(resource_type, body, state.facility, state.ids) or ids.content_id(resource_type, body)
-    key = (resource_type, rid)
-    have = state.made.get(key)
+    reference = f"{resource_type}/{rid}"
+    have = state.made.get(reference)
     if have is None:
-        state.made[key] = {"resourceType": resource_type, "id": rid, **body}
+        state.made[reference] = {"resourceType": resource_type, "id": rid, **body}
     else:
         merge(have, body)
-    return {"reference": f"{resource_type}/{rid}"}
+    return {"reference": reference}
 
 
 def _identifier_id(resource_type: str, body: dict[str, Any], facility: str, cache: dict[str, str]) -> str | None:
@@ -1072,11 +1072,14 @@ def _finish(state: MessageState) -> dict[str, Any]:
                 _complete_item(state, record, item, link)
                 if not item_clean(link, state.specs):
                     other.clean = False
-    resources: dict[tuple[str, str], dict[str, Any]] = {}
-    dirty: set[tuple[str, str]] = set()  # resources some record of which may hold an empty element
+    # keyed by the reference string "Type/id": it is also the Provenance target and the entry's request url
+    resources: dict[str, dict[str, Any]] = {}
+    dirty: set[str] = set()  # resources some record of which may hold an empty element
+    keys: list[str] = []  # each record's key, by record.seq
     for record in records:
         rtype = record.map.resource or "Basic"
-        key = (rtype, record.id or "")
+        key = f"{rtype}/{record.id}"
+        keys.append(key)
         have = resources.get(key)
         if have is None:
             resources[key] = {"resourceType": rtype, "id": record.id, **record.resource}
@@ -1090,21 +1093,17 @@ def _finish(state: MessageState) -> dict[str, Any]:
             dirty.add(key)  # located_at_address writes into made resources after they were added
         else:
             resources[key] = made
-    everything: list[str] | None = None
     for record in records:
         if record.map.target_all:
-            if everything is None:
-                everything = [f"{t}/{i}" for (t, i) in resources]
-            res = resources[(record.map.resource or "Basic", record.id or "")]
-            own = f"{res['resourceType']}/{res['id']}"
-            res["target"] = [{"reference": r} for r in everything if r != own]
+            own = keys[record.seq]
+            res = resources[own]
+            res["target"] = [{"reference": r} for r in resources if r != own]
             if not res["target"]:
-                dirty.add((res["resourceType"], res["id"]))
+                dirty.add(own)
     entries = []
     for key, resource in resources.items():
-        rtype, rid = key
         body = prune(resource) if key in dirty else resource
         if not body or len(body) <= 2:  # only resourceType and id: nothing was mapped
             continue
-        entries.append({"fullUrl": f"urn:uuid:{rid}", "resource": body, "request": {"method": "PUT", "url": f"{rtype}/{rid}"}})
+        entries.append({"fullUrl": f"urn:uuid:{resource['id']}", "resource": body, "request": {"method": "PUT", "url": key}})
     return {"resourceType": "Bundle", "type": "transaction", "entry": entries}
