@@ -1014,10 +1014,6 @@ def _place_of(state: MessageState, record: Record) -> SegmentPlace:
     return state.places[record.index]
 
 
-def _ref(record: Record) -> dict[str, str]:
-    return {"reference": f"{record.map.resource}/{record.id}"}
-
-
 def _separate_reused_identifiers(state: MessageState) -> None:
     """Two segments read by the same map stay two resources even when the sender reused an
     identifier (e.g. one OBX-21 on several OBX): later ones take the id of their key fields.
@@ -1055,19 +1051,30 @@ def _finish(state: MessageState) -> dict[str, Any]:
     for record in records:
         entry = record.entry
         for ref in entry.refs:
-            other = _nearest(_within(state, by_name.get(ref.name, []), record.path, ref.within), record.path, record.index)
+            candidates = by_name.get(ref.name)
+            if not candidates:
+                continue
+            if ref.within is not None:
+                candidates = _within(state, candidates, record.path, ref.within)
+            # one candidate (the common case) is the nearest at some level, whatever its place
+            other = candidates[0] if len(candidates) == 1 else _nearest(candidates, record.path, record.index)
             if other is None or other is record:
                 continue
-            item = ref.target.assign(record.resource, _ref(other))
+            item = ref.target.assign(record.resource, {"reference": f"{other.map.resource}/{other.id}"})
             if item is not None and (ref.set is not None or ref.map is not None):
                 _complete_item(state, record, item, ref)
                 if not item_clean(ref, state.specs):
                     record.clean = False
         for link in entry.links:
-            other = _nearest(_within(state, by_name.get(link.name, []), record.path, link.within), record.path, record.index)
+            candidates = by_name.get(link.name)
+            if not candidates:
+                continue
+            if link.within is not None:
+                candidates = _within(state, candidates, record.path, link.within)
+            other = candidates[0] if len(candidates) == 1 else _nearest(candidates, record.path, record.index)
             if other is None or other is record:
                 continue
-            item = link.target.assign(other.resource, _ref(record))
+            item = link.target.assign(other.resource, {"reference": f"{record.map.resource}/{record.id}"})
             if item is not None and (link.set is not None or link.map is not None):
                 _complete_item(state, record, item, link)
                 if not item_clean(link, state.specs):
