@@ -971,25 +971,27 @@ def convert_message(
 def _record_id(record: Record, state: MessageState, busy: set[int], *, by_identifier: bool = True) -> str:
     if record.id is not None:
         return record.id
-    rtype = record.map.resource or "Basic"
-    keys = record.map.key
+    m = record.map
+    rtype = m.resource or "Basic"
+    keys = m.key
     rid = None
     if by_identifier and (not keys or keys[0] == "identifier"):
         rid = _identifier_id(rtype, record.resource, state.facility, state.ids)
     if rid is None and keys:
+        id_keys = m.id_keys
+        if id_keys is None:
+            id_keys = m.id_keys = _id_keys(keys)
         busy.add(id(record))
         parts = [state.facility]
-        for key in keys:
-            if key == "identifier":
-                continue
-            if key.startswith("@"):
-                named = [r for r in state.by_name.get(key[1:], ()) if id(r) not in busy]
+        segment = record.segment
+        for seg_id, name, number in id_keys:
+            if seg_id is None:
+                named = [r for r in state.by_name.get(name, ()) if id(r) not in busy]
                 other = _nearest(named, record.path, record.index)
                 parts.append(_record_id(other, state, busy) if other is not None else "")
             else:
-                seg_id, _, rest = key.partition("-")
-                seg = record.segment if seg_id == record.segment.id else Context(state, _place_of(state, record)).segment_in_scope(seg_id)
-                parts.append(seg.raw(int(rest)) if seg is not None else "")
+                seg = segment if seg_id == segment.id else Context(state, _place_of(state, record)).segment_in_scope(seg_id)
+                parts.append(seg.raw(number) if seg is not None else "")
         busy.discard(id(record))
         if any(parts[1:]):
             rid = ids.resource_id(rtype, parts)
@@ -997,6 +999,20 @@ def _record_id(record: Record, state: MessageState, busy: set[int], *, by_identi
         rid = ids.content_id(rtype, record.resource)
     record.id = rid
     return rid
+
+
+def _id_keys(keys: list[str]) -> tuple[tuple[str | None, str, int], ...]:
+    """A map's `key` entries other than `identifier`: `@name` -> (None, name, 0), `SEG-n` -> (SEG, "", n)."""
+    parsed: list[tuple[str | None, str, int]] = []
+    for key in keys:
+        if key == "identifier":
+            continue
+        if key.startswith("@"):
+            parsed.append((None, key[1:], 0))
+        else:
+            seg_id, _, rest = key.partition("-")
+            parsed.append((seg_id, "", int(rest)))
+    return tuple(parsed)
 
 
 def _within(state: MessageState, candidates: list[Record], path: Path, group: str | None) -> list[Record]:
