@@ -737,7 +737,11 @@ def add_resource(state: MessageState, resource_type: str, body: dict[str, Any], 
         body = prune(body)
         if not body:
             return None  # type: ignore[return-value]
-    rid = _identifier_id(resource_type, body, state.facility, state.ids) or ids.content_id(resource_type, body)
+    # a datatype repeated in a message (the same practitioner in PV1-7 and ORC-12) is hashed once
+    name = ids.identifier_name(resource_type, body, state.facility) or ids.content_name(resource_type, body)
+    rid = state.ids.get(name)
+    if rid is None:
+        rid = state.ids[name] = ids.uuid5_text(name)
     reference = f"{resource_type}/{rid}"
     have = state.made.get(reference)
     if have is None:
