@@ -1030,6 +1030,17 @@ def _within(state: MessageState, candidates: list[Record], path: Path, group: st
     return []
 
 
+def _referenced(candidates: list[Record] | None, state: MessageState, record: Record, within: str | None) -> Record | None:
+    """The record a ref or link of record names: the nearest candidate (inside `within`), never record itself."""
+    if not candidates:
+        return None
+    if within is not None:
+        candidates = _within(state, candidates, record.path, within)
+    # one candidate (the common case) is the nearest at some level, whatever its place
+    other = candidates[0] if len(candidates) == 1 else _nearest(candidates, record.path, record.index)
+    return None if other is record else other
+
+
 def _place_of(state: MessageState, record: Record) -> SegmentPlace:
     return state.places[record.index]
 
@@ -1071,14 +1082,8 @@ def _finish(state: MessageState) -> dict[str, Any]:
     for record in records:
         entry = record.entry
         for ref in entry.refs:
-            candidates = by_name.get(ref.name)
-            if not candidates:
-                continue
-            if ref.within is not None:
-                candidates = _within(state, candidates, record.path, ref.within)
-            # one candidate (the common case) is the nearest at some level, whatever its place
-            other = candidates[0] if len(candidates) == 1 else _nearest(candidates, record.path, record.index)
-            if other is None or other is record:
+            other = _referenced(by_name.get(ref.name), state, record, ref.within)
+            if other is None:
                 continue
             item = ref.target.assign(record.resource, {"reference": f"{other.map.resource}/{other.id}"})
             if item is not None and (ref.set is not None or ref.map is not None):
@@ -1086,13 +1091,8 @@ def _finish(state: MessageState) -> dict[str, Any]:
                 if not item_clean(ref, state.specs):
                     record.clean = False
         for link in entry.links:
-            candidates = by_name.get(link.name)
-            if not candidates:
-                continue
-            if link.within is not None:
-                candidates = _within(state, candidates, record.path, link.within)
-            other = candidates[0] if len(candidates) == 1 else _nearest(candidates, record.path, record.index)
-            if other is None or other is record:
+            other = _referenced(by_name.get(link.name), state, record, link.within)
+            if other is None:
                 continue
             item = link.target.assign(other.resource, {"reference": f"{record.map.resource}/{record.id}"})
             if item is not None and (link.set is not None or link.map is not None):
