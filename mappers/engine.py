@@ -96,7 +96,7 @@ class MessageState:
     places: list[SegmentPlace] = field(default_factory=list)
     places_by_id: dict[str, list[SegmentPlace]] = field(default_factory=dict)  # segment id -> its places, in order
     records: list[Record] = field(default_factory=list)
-    made: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)  # datatype-made resources
+    made: dict[str, dict[str, Any]] = field(default_factory=dict)  # datatype-made resources by "Type/id"
     group_names: dict[int, str] = field(default_factory=dict)  # group instance id -> group name
     report: ConversionReport = field(default_factory=ConversionReport)
     by_name: dict[str, list[Record]] = field(default_factory=dict)  # records with `as` names, in order
@@ -787,14 +787,18 @@ def add_resource(state: MessageState, resource_type: str, body: dict[str, Any], 
         body = prune(body)
         if not body:
             return None  # type: ignore[return-value]
-    rid = _identifier_id(resource_type, body, state.facility, state.ids) or ids.content_id(resource_type, body)
-    key = (resource_type, rid)
-    have = state.made.get(key)
+    # a datatype repeated in a message (the same practitioner in PV1-7 and ORC-12) is hashed once
+    name = ids.identifier_name(resource_type, body, state.facility) or ids.content_name(resource_type, body)
+    rid = state.ids.get(name)
+    if rid is None:
+        rid = state.ids[name] = ids.uuid5_text(name)
+    reference = f"{resource_type}/{rid}"
+    have = state.made.get(reference)
     if have is None:
-        state.made[key] = {"resourceType": resource_type, "id": rid, **body}
+        state.made[reference] = {"resourceType": resource_type, "id": rid, **body}
     else:
         merge(have, body)
-    return {"reference": f"{resource_type}/{rid}"}
+    return {"reference": reference}
 
 
 def _identifier_id(resource_type: str, body: dict[str, Any], facility: str, cache: dict[str, str]) -> str | None:
@@ -1021,25 +1025,27 @@ def convert_message(
 def _record_id(record: Record, state: MessageState, busy: set[int], *, by_identifier: bool = True) -> str:
     if record.id is not None:
         return record.id
-    rtype = record.map.resource or "Basic"
-    keys = record.map.key
+    m = record.map
+    rtype = m.resource or "Basic"
+    keys = m.key
     rid = None
     if by_identifier and (not keys or keys[0] == "identifier"):
         rid = _identifier_id(rtype, record.resource, state.facility, state.ids)
     if rid is None and keys:
+        id_keys = m.id_keys
+        if id_keys is None:
+            id_keys = m.id_keys = _id_keys(keys)
         busy.add(id(record))
         parts = [state.facility]
-        for key in keys:
-            if key == "identifier":
-                continue
-            if key.startswith("@"):
-                named = [r for r in state.by_name.get(key[1:], ()) if id(r) not in busy]
+        segment = record.segment
+        for seg_id, name, number in id_keys:
+            if seg_id is None:
+                named = [r for r in state.by_name.get(name, ()) if id(r) not in busy]
                 other = _nearest(named, record.path, record.index)
                 parts.append(_record_id(other, state, busy) if other is not None else "")
             else:
-                seg_id, _, rest = key.partition("-")
-                seg = record.segment if seg_id == record.segment.id else Context(state, _place_of(state, record)).segment_in_scope(seg_id)
-                parts.append(seg.raw(int(rest)) if seg is not None else "")
+                seg = segment if seg_id == segment.id else Context(state, _place_of(state, record)).segment_in_scope(seg_id)
+                parts.append(seg.raw(number) if seg is not None else "")
         busy.discard(id(record))
         if any(parts[1:]):
             rid = ids.resource_id(rtype, parts)
@@ -1047,6 +1053,20 @@ def _record_id(record: Record, state: MessageState, busy: set[int], *, by_identi
         rid = ids.content_id(rtype, record.resource)
     record.id = rid
     return rid
+
+
+def _id_keys(keys: list[str]) -> tuple[tuple[str | None, str, int], ...]:
+    """A map's `key` entries other than `identifier`: `@name` -> (None, name, 0), `SEG-n` -> (SEG, "", n)."""
+    parsed: list[tuple[str | None, str, int]] = []
+    for key in keys:
+        if key == "identifier":
+            continue
+        if key.startswith("@"):
+            parsed.append((None, key[1:], 0))
+        else:
+            seg_id, _, rest = key.partition("-")
+            parsed.append((seg_id, "", int(rest)))
+    return tuple(parsed)
 
 
 def _within(state: MessageState, candidates: list[Record], path: Path, group: str | None) -> list[Record]:
@@ -1060,12 +1080,19 @@ def _within(state: MessageState, candidates: list[Record], path: Path, group: st
     return []
 
 
+def _referenced(candidates: list[Record] | None, state: MessageState, record: Record, within: str | None) -> Record | None:
+    """The record a ref or link of record names: the nearest candidate (inside `within`), never record itself."""
+    if not candidates:
+        return None
+    if within is not None:
+        candidates = _within(state, candidates, record.path, within)
+    # one candidate (the common case) is the nearest at some level, whatever its place
+    other = candidates[0] if len(candidates) == 1 else _nearest(candidates, record.path, record.index)
+    return None if other is record else other
+
+
 def _place_of(state: MessageState, record: Record) -> SegmentPlace:
     return state.places[record.index]
-
-
-def _ref(record: Record) -> dict[str, str]:
-    return {"reference": f"{record.map.resource}/{record.id}"}
 
 
 def _separate_reused_identifiers(state: MessageState) -> None:
@@ -1105,28 +1132,31 @@ def _finish(state: MessageState) -> dict[str, Any]:
     for record in records:
         entry = record.entry
         for ref in entry.refs:
-            other = _nearest(_within(state, by_name.get(ref.name, []), record.path, ref.within), record.path, record.index)
-            if other is None or other is record:
+            other = _referenced(by_name.get(ref.name), state, record, ref.within)
+            if other is None:
                 continue
-            item = ref.target.assign(record.resource, _ref(other))
+            item = ref.target.assign(record.resource, {"reference": f"{other.map.resource}/{other.id}"})
             if item is not None and (ref.set is not None or ref.map is not None):
                 _complete_item(state, record, item, ref)
                 if not item_clean(ref, state.specs):
                     record.clean = False
         for link in entry.links:
-            other = _nearest(_within(state, by_name.get(link.name, []), record.path, link.within), record.path, record.index)
-            if other is None or other is record:
+            other = _referenced(by_name.get(link.name), state, record, link.within)
+            if other is None:
                 continue
-            item = link.target.assign(other.resource, _ref(record))
+            item = link.target.assign(other.resource, {"reference": f"{record.map.resource}/{record.id}"})
             if item is not None and (link.set is not None or link.map is not None):
                 _complete_item(state, record, item, link)
                 if not item_clean(link, state.specs):
                     other.clean = False
-    resources: dict[tuple[str, str], dict[str, Any]] = {}
-    dirty: set[tuple[str, str]] = set()  # resources some record of which may hold an empty element
+    # keyed by the reference string "Type/id": it is also the Provenance target and the entry's request url
+    resources: dict[str, dict[str, Any]] = {}
+    dirty: set[str] = set()  # resources some record of which may hold an empty element
+    keys: list[str] = []  # each record's key, by record.seq
     for record in records:
         rtype = record.map.resource or "Basic"
-        key = (rtype, record.id or "")
+        key = f"{rtype}/{record.id}"
+        keys.append(key)
         have = resources.get(key)
         if have is None:
             resources[key] = {"resourceType": rtype, "id": record.id, **record.resource}
@@ -1140,21 +1170,17 @@ def _finish(state: MessageState) -> dict[str, Any]:
             dirty.add(key)  # located_at_address writes into made resources after they were added
         else:
             resources[key] = made
-    everything: list[str] | None = None
     for record in records:
         if record.map.target_all:
-            if everything is None:
-                everything = [f"{t}/{i}" for (t, i) in resources]
-            res = resources[(record.map.resource or "Basic", record.id or "")]
-            own = f"{res['resourceType']}/{res['id']}"
-            res["target"] = [{"reference": r} for r in everything if r != own]
+            own = keys[record.seq]
+            res = resources[own]
+            res["target"] = [{"reference": r} for r in resources if r != own]
             if not res["target"]:
-                dirty.add((res["resourceType"], res["id"]))
+                dirty.add(own)
     entries = []
     for key, resource in resources.items():
-        rtype, rid = key
         body = prune(resource) if key in dirty else resource
         if not body or len(body) <= 2:  # only resourceType and id: nothing was mapped
             continue
-        entries.append({"fullUrl": f"urn:uuid:{rid}", "resource": body, "request": {"method": "PUT", "url": f"{rtype}/{rid}"}})
+        entries.append({"fullUrl": f"urn:uuid:{resource['id']}", "resource": body, "request": {"method": "PUT", "url": key}})
     return {"resourceType": "Bundle", "type": "transaction", "entry": entries}

@@ -218,8 +218,7 @@ def located_at_address(ctx: Context, value: Value | None, args: dict[str, Any]) 
     place = convert("PL[Location]", value, ctx)
     address = field_as(ctx, value, {"field": args["address"], "type": "XAD[Address]"})
     if place is not None and address:
-        resource_type, rid = place["reference"].split("/", 1)
-        ctx.state.made[(resource_type, rid)].setdefault("address", address)
+        ctx.state.made[place["reference"]].setdefault("address", address)
     return place
 
 

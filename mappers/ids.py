@@ -69,7 +69,13 @@ def identifier_name(resource_type: str, resource: dict[str, Any], default_author
     return None
 
 
+def content_name(resource_type: str, resource: dict[str, Any]) -> str:
+    """The uuid5 name `<Type>|<canonical JSON of the content (sorted keys, without id and resourceType)>`."""
+    if "id" in resource or "resourceType" in resource:
+        resource = {k: v for k, v in resource.items() if k not in ("id", "resourceType")}
+    return f"{resource_type}|{orjson.dumps(resource, option=orjson.OPT_SORT_KEYS).decode()}"
+
+
 def content_id(resource_type: str, resource: dict[str, Any]) -> str:
     """uuid5 of the type and the canonical JSON of the content (sorted keys)."""
-    body = {k: v for k, v in resource.items() if k not in ("id", "resourceType")}
-    return resource_id(resource_type, (orjson.dumps(body, option=orjson.OPT_SORT_KEYS).decode(),))
+    return uuid5_text(content_name(resource_type, resource))

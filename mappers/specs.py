@@ -96,6 +96,7 @@ class Map:
     file: str = ""
     compiled: Callable[..., Any] | None = None  # the rows as one Python function (engine.compile_map), made on first use
     clean: bool | None = None  # whether what it builds never holds an empty element (engine.map_clean), settled on first use
+    id_keys: tuple[tuple[str | None, str, int], ...] | None = None  # `key` parsed (engine._id_keys), settled on first use
 
 
 @dataclass(slots=True)
