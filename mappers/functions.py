@@ -16,10 +16,9 @@ import hashlib
 from functools import lru_cache
 from types import ModuleType
 from urllib.parse import quote
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable
 
-from adapters.hl7v2.escape import unescape
-from adapters.hl7v2.message import REPETITION, Value
+from adapters.hl7v2.message import Value
 from mappers import functions_encounters, functions_orders, primitives, vocab
 
 if TYPE_CHECKING:
@@ -51,11 +50,9 @@ def message_hash(ctx: Context, value: Value | None, args: dict[str, Any]) -> str
 
 def message_summary(ctx: Context, value: Value | None, args: dict[str, Any]) -> str:
     """A display for the source message: type, control id, sender."""
-    msh = ctx.message.msh
-    texts = _component_texts(msh[9], 2)  # MSH-9 as Message.message_type reads it, without its Values
-    kind = f"{texts[1]}^{texts[2]}" if texts[2] else texts[1]
-    sender = "/".join(p for p in (msh.get(3), msh.get(4)) if p)
-    return f"HL7 v2 {kind} message {msh.get(10)}" + (f" from {sender}" if sender else "")
+    msg = ctx.message
+    sender = "/".join(p for p in (msg.msh.get(3), msg.msh.get(4)) if p)
+    return f"HL7 v2 {msg.message_type} message {msg.control_id}" + (f" from {sender}" if sender else "")
 
 
 def v2_table(ctx: Context, value: Value | None, args: dict[str, Any]) -> dict[str, Any] | None:
@@ -73,7 +70,7 @@ def quantity_unit(ctx: Context, value: Value | None, args: dict[str, Any]) -> di
     """CWE units (OBX-6, CQ.2) -> Quantity unit/system/code: UCUM when the code is UCUM (R4 2.24.0.11)."""
     if value is None:
         return None
-    texts = _component_texts(value, 3)
+    texts = value.texts(3)
     code, text, system = texts[1].strip(), texts[2].strip(), texts[3].strip()
     if not code and not text:
         return None
@@ -109,7 +106,7 @@ def phone_number(ctx: Context, value: Value | None, args: dict[str, Any]) -> str
     number XTN.12, else +country area local Xextension built from XTN.5-8, else XTN.1."""
     if value is None:
         return None
-    texts = _component_texts(value, 12)
+    texts = value.texts(12)
     if texts[3].strip() in ("Internet", "X.400"):
         return texts[4].strip() or None
     unformatted = texts[12].strip()
@@ -189,7 +186,7 @@ def location_chain(ctx: Context, value: Value, levels: list[list[Any]], blank: i
     present = []
     for comp, physical in levels:
         comp = int(comp)
-        subs = _subcomponents(value, comp) if comp != blank else ()
+        subs = value.subtexts(comp) if comp != blank else ()
         name = subs[0].strip() if subs else ""  # PL components are HD: the first subcomponent names the level
         if name:
             present.append((comp, subs, name, physical))
@@ -209,7 +206,7 @@ def location_chain(ctx: Context, value: Value, levels: list[list[Any]], blank: i
         id_type = subs[2].strip().upper() if other_id and len(subs) > 2 else ""
         description = ""
         if comp == most_specific and blank != 9:
-            found = _subcomponents(value, 9)
+            found = value.subtexts(9)
             description = found[0].strip() if found else ""
         key = (physical, chain, other_id, id_type, description, parent_ref["reference"] if parent_ref is not None else None)
         known = made.get(key)
@@ -235,45 +232,12 @@ def location_chain(ctx: Context, value: Value, levels: list[list[Any]], blank: i
     return parent_ref
 
 
-def _component_texts(value: Value, upto: int) -> list[str]:
-    """["", value[1].text, ... value[upto].text]: the decoded first subcomponent of each component of a
-    field repetition, split from the raw text without making Values (index k is component k)."""
-    d = value._d
-    pieces = value.pieces()
-    if d is None or pieces is None or value._level != REPETITION:  # not a field repetition: through Values
-        return ["", *(value[k].text for k in range(1, upto + 1))]
-    sub, esc = d.subcomponent, d.escape
-    texts = [""]
-    for raw in pieces[:upto]:
-        if sub in raw:
-            raw = raw.partition(sub)[0]
-        texts.append(unescape(raw, d) if esc in raw else raw)
-    if len(texts) <= upto:
-        texts += [""] * (upto + 1 - len(texts))
-    return texts
-
-
-def _subcomponents(value: Value, component: int) -> Sequence[str]:
-    """The decoded subcomponents of a component of a field repetition (value[component][n].text for
-    n = 1, 2 ...), split from the raw text without making Values; () when the component is empty."""
-    d = value._d
-    pieces = value.pieces()
-    if d is None or pieces is None or value._level != REPETITION:  # not a field repetition: through Values
-        part = value[component]
-        return (part.text, part[2].text, part[3].text) if part.raw else ()
-    raw = pieces[component - 1] if component <= len(pieces) else ""
-    if not raw:
-        return ()
-    subs = raw.split(d.subcomponent)
-    return [unescape(sub, d) for sub in subs] if d.escape in raw else subs
-
-
 def assembled_name(ctx: Context, value: Value | None, args: dict[str, Any]) -> str | None:
     """XPN -> one string (IG XPN[string]: "concatenate according to XPN.11"): prefix, given, middle,
     family, suffix; family first when XPN.11 (table 0444) is F."""
     if value is None:
         return None
-    texts = _component_texts(value, 11)  # value.get(n): the first subcomponent (XPN.1.1 the surname)
+    texts = value.texts(11)  # value.get(n): the first subcomponent (XPN.1.1 the surname)
     prefix, given, middle, family, suffix = texts[5], texts[2], texts[3], texts[1], texts[4]
     parts = [family, given, middle, suffix] if texts[11].strip() == "F" else [prefix, given, middle, family, suffix]
     text = " ".join(p.strip() for p in parts if p.strip())
@@ -299,7 +263,7 @@ def us_core_race_ethnicity(ctx: Context, value: Value | None, args: dict[str, An
     sub: list[dict[str, Any]] = []
     texts: list[str] = []
     for rep in seg.reps(int(args["field"])):
-        parts = _component_texts(rep, 3)
+        parts = rep.texts(3)
         code, text, system = parts[1].strip(), parts[2].strip(), parts[3].strip()
         if not code:
             continue

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
-from typing import Iterator, NamedTuple
+from typing import Iterator, NamedTuple, Sequence
 
 from adapters.hl7v2.charset import CharsetDecision
 from adapters.hl7v2.delimiters import Delimiters
@@ -122,6 +122,37 @@ class Value:
 
     def __repr__(self) -> str:
         return f"Value({self.raw!r})"
+
+    def texts(self, upto: int) -> list[str]:
+        """["", self[1].text, ... self[upto].text]: the decoded first subcomponent of each component
+        (index k is component k), split from the raw text without making Values."""
+        d = self._d
+        pieces = self.pieces()
+        if d is None or pieces is None or self._level != REPETITION:  # a component or a leaf: through Values
+            return ["", *(self[k].text for k in range(1, upto + 1))]
+        sub, esc = d.subcomponent, d.escape
+        texts = [""]
+        for raw in pieces[:upto]:
+            if sub in raw:
+                raw = raw.partition(sub)[0]
+            texts.append(unescape(raw, d) if esc in raw else raw)
+        if len(texts) <= upto:
+            texts += [""] * (upto + 1 - len(texts))
+        return texts
+
+    def subtexts(self, component: int) -> Sequence[str]:
+        """The decoded subcomponents of a component (self[component][n].text for n = 1, 2 ...), split
+        from the raw text without making Values; () when the component is empty."""
+        d = self._d
+        pieces = self.pieces()
+        if d is None or pieces is None or self._level != REPETITION:  # a component or a leaf: through Values
+            part = self[component]
+            return (part.text, part[2].text, part[3].text) if part.raw else ()
+        raw = pieces[component - 1] if component <= len(pieces) else ""
+        if not raw:
+            return ()
+        subs = raw.split(d.subcomponent)
+        return [unescape(sub, d) for sub in subs] if d.escape in raw else subs
 
     def decoded(self) -> list[list[str]]:
         """All components, each as a list of decoded subcomponents."""
@@ -369,8 +400,8 @@ class Message:
     @property
     def message_type(self) -> str:
         """MSH-9 as `ADT^A01`."""
-        code, event = self.message_code, self.trigger_event
-        return f"{code}^{event}" if event else code
+        texts = self.msh[9].texts(2)  # message_code, trigger_event
+        return f"{texts[1]}^{texts[2]}" if texts[2] else texts[1]
 
     @property
     def structure(self) -> str:

@@ -72,6 +72,18 @@ def test_value_objects(oru) -> None:
         value[0]
 
 
+
+@pytest.mark.parametrize("raw", ["B2^^^X&1.2.3&ISO^PI", "A\\T\\B&s\\S\\2^x", "", "only", "^^^^^^^^^^^^^^^tail"])
+def test_texts_read_as_the_values_do(raw: str) -> None:
+    """Value.texts/subtexts split the raw text themselves; they must give what the Values give."""
+    value = parse(f"MSH|^~\\&|A|B|C|D|20240101||ADT^A01|1|P|2.5\rPID|1||{raw}\r").segment("PID")[3]
+    fresh = parse(f"MSH|^~\\&|A|B|C|D|20240101||ADT^A01|1|P|2.5\rPID|1||{raw}\r").segment("PID")[3]
+    assert value.texts(12) == ["", *(fresh[k].text for k in range(1, 13))]
+    for k in range(1, 6):
+        part = fresh[k]
+        expected = [s.text for s in part.parts()] if part.raw else []
+        assert list(value.subtexts(k)) == expected
+
 def test_segments_and_occurrences(oru) -> None:
     assert [s.id for s in oru] == ["MSH", "PID", "OBR", "OBX", "OBX", "OBX"]
     obx = oru.all("OBX")
