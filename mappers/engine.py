@@ -788,10 +788,7 @@ def add_resource(state: MessageState, resource_type: str, body: dict[str, Any], 
         if not body:
             return None  # type: ignore[return-value]
     # a datatype repeated in a message (the same practitioner in PV1-7 and ORC-12) is hashed once
-    name = ids.identifier_name(resource_type, body, state.facility) or ids.content_name(resource_type, body)
-    rid = state.ids.get(name)
-    if rid is None:
-        rid = state.ids[name] = ids.uuid5_text(name)
+    rid = _named_id(ids.identifier_name(resource_type, body, state.facility) or ids.content_name(resource_type, body), state.ids)
     reference = f"{resource_type}/{rid}"
     have = state.made.get(reference)
     if have is None:
@@ -804,8 +801,11 @@ def add_resource(state: MessageState, resource_type: str, body: dict[str, Any], 
 def _identifier_id(resource_type: str, body: dict[str, Any], facility: str, cache: dict[str, str]) -> str | None:
     """The id from the first identifier with a value (mappers.ids rule); cache: MessageState.ids."""
     name = ids.identifier_name(resource_type, body, facility)
-    if name is None:
-        return None
+    return _named_id(name, cache) if name is not None else None
+
+
+def _named_id(name: str, cache: dict[str, str]) -> str:
+    """uuid5 of an id name, hashed once per conversion (cache: MessageState.ids)."""
     rid = cache.get(name)
     if rid is None:
         rid = cache[name] = ids.uuid5_text(name)

@@ -140,7 +140,6 @@ class Timestamp:
         return _date_time(self.year, self.month, self.day, self.hour, self.minute, self.second, self.fraction, self.offset, instant, zone)
 
 
-
 def date_time(text: str, zone: tzinfo = timezone.utc) -> str | None:
     """DTM/TS -> FHIR dateTime."""
     return _date_time(*_parse(text), False, zone) if text else None
