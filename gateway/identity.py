@@ -40,6 +40,14 @@ stored Encounter; every other message (ORU, MDM, SIU ...) only adds the elements
 Encounter lacks, so its thinner PV1 never reopens a finished stay or drops a period, class,
 reasonCode, hospitalization or location; identifiers are added, never dropped.
 
+Named resources, the same rule for what a message only names (mappers ConversionReport.named):
+a Practitioner, Organization, Location ... made from a datatype in another segment's field
+(PV1-7, ORC-12, MSH-4, PV1-3) takes "update": the elements the message carries replace the stored
+ones, those it lacks are kept (v2.5 2.5.3), so an ORU naming a practitioner by id alone never
+drops the name an ADT sent; a resource a segment names by identifier only (the DG1-22 parent
+Condition, the PR1-25 parent Procedure with its placeholder status) takes "fill": it only adds
+what the stored one lacks. Identifiers are added, never dropped.
+
 Every extra resource written here (other Patients' links, the Person) is added to the message's
 Provenance.target. Identity resolution takes one advisory lock per transaction on PostgreSQL
 (SQLite's write lock already serialises), so two messages about one person cannot race.
@@ -57,6 +65,7 @@ from adapters.hl7v2 import Message
 from adapters.storage.base import BundleEntryRequest, Gone, NotFound, Repository
 from adapters.storage.query import parse_search
 from mappers.ids import resource_id
+from mappers.report import FILL
 
 EVENTS = Path(__file__).resolve().parent / "data" / "identity-events.json"
 SEEALSO, REPLACES, REPLACED_BY = "seealso", "replaces", "replaced-by"
@@ -169,12 +178,20 @@ def merge_patient(stored: dict[str, Any] | None, incoming: dict[str, Any], *, sn
 
 def merge_encounter(stored: dict[str, Any] | None, incoming: dict[str, Any]) -> dict[str, Any]:
     """The Encounter to store when a message that does not own the visit sends `incoming` (v2.5 2.5.3: only what is missing is added)."""
+    return merge_named(stored, incoming, FILL)
+
+
+def merge_named(stored: dict[str, Any] | None, incoming: dict[str, Any], rule: str) -> dict[str, Any]:
+    """The resource to store when a message only names it (module docstring): "update" or "fill"; identifiers unioned."""
     if stored is None:
         return incoming
     result = {k: v for k, v in stored.items() if k != "meta"}
-    for key, value in incoming.items():
-        result.setdefault(key, value)
-    identifiers = _union(result.get("identifier") or [], incoming.get("identifier") or [], _identifier_key)
+    if rule == FILL:
+        for key, value in incoming.items():
+            result.setdefault(key, value)
+    else:
+        result.update(incoming)
+    identifiers = _union(stored.get("identifier") or [], incoming.get("identifier") or [], _identifier_key)
     if identifiers:
         result["identifier"] = identifiers
     return result
@@ -330,30 +347,46 @@ def _merge_encounters(requests: list[BundleEntryRequest], message: Message, repo
     ]
 
 
+def _merge_named(requests: list[BundleEntryRequest], named: dict[str, str], repository: Repository) -> list[BundleEntryRequest]:
+    """Each resource the message only names adds to its stored copy by its rule (module docstring).
+
+    Reads come from the ingest unit's prefetch (_lock_in_order locked every PUT target); two first
+    writers of one id race only to the store's unique key, and the unit that loses runs again."""
+    if not named:
+        return requests
+    work = _WorkingSet(repository, [], StrongIdentifiers())
+    return [
+        BundleEntryRequest(r.method, r.url, merge_named(work.load(r.url), r.resource, named[r.url]), r.full_url, r.if_none_exist, r.if_match)
+        if r.url in named and r.method == "PUT" and r.resource else r
+        for r in requests
+    ]
+
+
 def _patient_puts(requests: list[BundleEntryRequest]) -> list[BundleEntryRequest]:
     return [r for r in requests if r.method == "PUT" and r.url.startswith("Patient/") and "?" not in r.url and r.resource]
 
 
 def resolve(
     requests: list[BundleEntryRequest], message: Message, repository: Repository, strong_identifiers: str,
-    *, mapped: list[BundleEntryRequest] | None = None,
+    *, mapped: list[BundleEntryRequest] | None = None, named: dict[str, str] | None = None,
 ) -> tuple[list[BundleEntryRequest], list[str]]:
-    """Apply the identity rules (and the Encounter rule) to one message's requests; returns the requests to store and log notes.
+    """Apply the identity rules (and the Encounter and named-resource rules) to one message's requests; returns the requests to store and log notes.
 
     `mapped` is the message's Bundle before the ingest order guard left out Patients that newer
     data has overtaken: their demographics stay as stored, but the message's identity operations
-    (merge, link, unlink) still apply to them. Must run inside the transaction that stores the
+    (merge, link, unlink) still apply to them. `named`: the resources the message only names, with
+    their rule (mappers ConversionReport.named). Must run inside the transaction that stores the
     requests (its reads and writes are one unit)."""
-    requests = _merge_encounters(requests, message, repository)
-    named = _patient_puts(mapped if mapped is not None else requests)
-    if not named:
+    requests = _merge_named(_merge_encounters(requests, message, repository), named or {}, repository)
+    patients = _patient_puts(mapped if mapped is not None else requests)
+    if not patients:
         return requests, []
     _lock(repository)
     rule = StrongIdentifiers.parse(strong_identifiers)
     role = event_role(message)
     work = _WorkingSet(repository, requests, rule)
     notes: list[str] = []
-    for request in named:
+    for request in patients:
         ref, incoming = request.url, request.resource or {}
         if ref in work.resources:
             work.resources[ref] = merge_patient(work.load(ref), work.resources[ref], snapshot=role == "snapshot")
@@ -362,7 +395,7 @@ def resolve(
             if retired(incoming):
                 identity["active"] = False
             work.put(ref, merge_patient(work.get(ref), identity, snapshot=False))
-    refs = [r.url for r in named if work.get(r.url) is not None]
+    refs = [r.url for r in patients if work.get(r.url) is not None]
     for ref in refs:  # a merge: the survivor takes over the prior's seealso links
         patient = work.get(ref) or {}
         survivors = [link["other"]["reference"] for link in patient.get("link") or [] if link.get("type") == REPLACED_BY]

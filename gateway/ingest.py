@@ -205,8 +205,8 @@ class Ingestor:
         try:
             from mappers import convert_message
 
-            bundle, _report = convert_message(message, receipt.raw, zone=self.settings.timezone)
-            mapped = bundle_requests(bundle)
+            bundle, report = convert_message(message, receipt.raw, zone=self.settings.timezone)
+            mapped, named = bundle_requests(bundle), report.named
         except HL7Error as error:
             return self._fail(receipt, error)
         except Exception as error:  # noqa: BLE001 - any mapping failure is this message's dead letter
@@ -215,7 +215,7 @@ class Ingestor:
         event = event_micros(message, self.settings.timezone)
         try:
             # a unit rolled back by a concurrent one (PostgreSQL deadlock) runs again, not an AE
-            original, requests, results, notes = retrying(lambda: self._store(receipt, message, mapped, event))
+            original, requests, results, notes = retrying(lambda: self._store(receipt, message, mapped, named, event))
         except HL7Error as error:
             return self._fail(receipt, error)
         except StorageError as error:
@@ -231,10 +231,11 @@ class Ingestor:
         )
 
     def _store(
-        self, receipt: Receipt, message: Message, mapped: list[BundleEntryRequest], event: int | None,
+        self, receipt: Receipt, message: Message, mapped: list[BundleEntryRequest], named: dict[str, str], event: int | None,
     ) -> tuple[LoggedMessage | None, list[BundleEntryRequest], list, list[str]]:
         """One unit: the resend check, the event-order guard, identity, the resources, the log mark and the
-        audit event; (the original of a resend or None, the requests stored, their results, notes)."""
+        audit event; (the original of a resend or None, the requests stored, their results, notes).
+        `named`: the resources the message only names (mappers ConversionReport.named)."""
         application, facility, control_id = receipt.header
         with self.log.unit() as unit:
             self.log.lock_sender_key(unit, application, facility, control_id)
@@ -252,7 +253,7 @@ class Ingestor:
             owners = {"Patient": event_role(message) == "snapshot", "Encounter": owns_visit(message)}
             requests, clocks, notes = self._order_guard(unit, mapped, event, owners=owners)
             requests, identity_notes = resolve_identity(
-                requests, message, self.repository, self.settings.strong_identifiers, mapped=mapped
+                requests, message, self.repository, self.settings.strong_identifiers, mapped=mapped, named=named
             )
             notes = [*notes, *identity_notes]
             results = self.repository.transaction(requests) if requests else []

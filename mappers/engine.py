@@ -1177,6 +1177,7 @@ def _finish(state: MessageState) -> dict[str, Any]:
             res["target"] = [{"reference": r} for r in resources if r != own]
             if not res["target"]:
                 dirty.add(own)
+    state.report.resources_made(records, keys, state.made)
     entries = []
     for key, resource in resources.items():
         body = prune(resource) if key in dirty else resource

@@ -18,9 +18,11 @@ import orjson
 from adapters.hl7v2.message import Segment
 
 if TYPE_CHECKING:
-    from mappers.engine import Context
+    from mappers.engine import Context, Record
 
 CHECKLIST = Path(__file__).resolve().parent / "data" / "ig-checklist.json"
+UPDATE, FILL = "update", "fill"
+"""How a stored copy takes a resource the message only names (ConversionReport.named)."""
 
 
 @cache
@@ -41,6 +43,7 @@ class ConversionReport:
     vocabulary: list[dict[str, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     _done: list[tuple[Segment, set[int] | frozenset[int]]] = field(default_factory=list, repr=False, compare=False)
+    _made: tuple[list[Record], list[str], dict[str, Any]] | None = field(default=None, repr=False, compare=False)
 
     @property
     def unmapped(self) -> list[tuple[str, int, int]]:
@@ -67,6 +70,25 @@ class ConversionReport:
         if not isinstance(other, ConversionReport):
             return NotImplemented
         return (self.message_spec, self.unmapped, self.vocabulary, self.notes) == (other.message_spec, other.unmapped, other.vocabulary, other.notes)
+
+    @property
+    def named(self) -> dict[str, str]:
+        """The resources the message only names, "Type/id" -> how a stored copy takes them (gateway.identity.merge_named).
+
+        UPDATE: made from a datatype in another segment's field (XCN -> Practitioner, PL -> Location):
+        what it carries replaces, what it lacks is kept (v2.5 2.5.3). FILL: made by a map marked
+        `names` (a parent Condition known only by its identifier, its required status a placeholder):
+        it only adds what the stored copy lacks. A resource that another map states is not listed."""
+        if self._made is None:
+            return {}
+        records, keys, made = self._made
+        stated = {key for record, key in zip(records, keys) if not record.map.names}
+        named = {key: FILL for record, key in zip(records, keys) if record.map.names and key not in stated}
+        return named | {key: UPDATE for key in made if key not in stated and key not in named}
+
+    def resources_made(self, records: list[Record], keys: list[str], made: dict[str, Any]) -> None:
+        """Note the message's records (with their "Type/id") and datatype-made resources; `named` is worked out on access."""
+        self._made = (records, keys, made)
 
     def segment_done(self, seg: Segment, read: set[int] | frozenset[int]) -> None:
         """Note the fields of seg that the applied maps read; the unmapped ones are listed on access."""

@@ -27,7 +27,7 @@ SPEC_DIR = Path(__file__).resolve().parent / "specs"
 _UNSET: Any = object()
 _JSON_SCALARS = (str, int, float, bool, type(None))
 _ROW_KEYS = {"from", "to", "type", "vocab", "when", "value", "fn", "args", "set", "default", "format", "note"}
-_MAP_KEYS = {"segment", "resource", "key", "rows", "fn", "args", "target_all", "ig", "note"}
+_MAP_KEYS = {"segment", "resource", "key", "rows", "fn", "args", "target_all", "names", "ig", "note"}
 _ENTRY_KEYS = {"map", "as", "into", "refs", "link", "when", "note"}
 _MAP_NAME = re.compile(r"^([A-Z][A-Z0-9]{1,2})\[([^\]]+)\]$")
 
@@ -93,6 +93,7 @@ class Map:
     build: Callable[..., Any] | None = None
     args: dict[str, Any] = field(default_factory=dict)
     target_all: bool = False
+    names: bool = False  # the resource is only named (a parent known by its identifier): ConversionReport.named
     file: str = ""
     compiled: Callable[..., Any] | None = None  # the rows as one Python function (engine.compile_map), made on first use
     clean: bool | None = None  # whether what it builds never holds an empty element (engine.map_clean), settled on first use
@@ -250,6 +251,7 @@ def _compile_map(name: str, raw: dict[str, Any], is_segment: bool, file: str) ->
         build=build,
         args=raw.get("args") or {},
         target_all=bool(raw.get("target_all")),
+        names=bool(raw.get("names")),
         file=file,
     )
 

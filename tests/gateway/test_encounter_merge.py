@@ -10,10 +10,9 @@ from typing import Any
 
 import pytest
 
-from adapters.storage import open_repository
 from gateway.ingest import ACCEPTED, Ingestor
 from gateway.settings import Settings
-from tests.gateway.pg_schema import PG_URL, own_schema
+from tests.gateway.pg_schema import sql_store
 
 PID = "PID|1||ENC1^^^HOSP^MR||DOE^JANE||19800101|F\r"
 VISIT = "V100^^^HOSP^VN"
@@ -57,17 +56,8 @@ def _oru(control_id: str, time: str) -> bytes:
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def ingestor(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Ingestor]:
-    if request.param == "sqlite":
-        repository = open_repository(f"sqlite:///{tmp_path / 'visit.db'}")
+    with sql_store(request.param, tmp_path, "pb_visit") as repository:
         yield Ingestor(repository, Settings())
-        repository.close()
-        return
-    from adapters.storage.postgresql import PostgreSQLRepository
-
-    with own_schema("pb_visit") as schema:
-        repository = PostgreSQLRepository(PG_URL, schema=schema)
-        yield Ingestor(repository, Settings())
-        repository.close()
 
 
 def _ingest(ingestor: Ingestor, raw: bytes) -> tuple[str, ...]:
