@@ -129,7 +129,7 @@ def test_parent_procedure_and_parent_diagnosis_are_referenced_by_identifier(conv
 def test_iam_allergy_with_its_reporter(convert_er7) -> None:
     """IG IAM[AllergyIntolerance]: IAM-2 category/type, IAM-3 code, IAM-4 criticality (and reaction
     severity with IAM-5), IAM-7 identifier, IAM-11 onset, IAM-13 recordedDate; IAM-14/IAM-15 recorder
-    (a RelatedPerson with the relationship; a Practitioner when IAM-15 is empty)."""
+    (a RelatedPerson with the relationship; a Practitioner when IAM-15 is empty; the Patient when SEL)."""
     msh = MSH.replace("ADT^A01^ADT_A01", "ADT^A60^ADT_A60")
     iam = segment("IAM", {1: "1", 2: "FA^Food allergy^HL70127", 3: "91935009^Allergy to peanuts^SCT", 4: "SV^Severe^HL70128",
                           5: "39579001^Anaphylaxis^SCT", 6: "A", 7: "AL-7^^1.2.3.4^ISO", 11: "201805", 13: "20201005160000+0800",
@@ -149,6 +149,10 @@ def test_iam_allergy_with_its_reporter(convert_er7) -> None:
     clinician, _ = convert_er7(msh, PID, iam.replace("|SPO^Spouse^HL70063", "|"))
     recorder = only(clinician, "AllergyIntolerance")["recorder"]["reference"]
     assert recorder == f"Practitioner/{next(p['id'] for p in resources(clinician, 'Practitioner') if p['name'][0]['family'] == 'Doe')}"
+
+    by_self, _ = convert_er7(msh, PID, iam.replace("|SPO^Spouse^HL70063", "|SEL^Self^HL70063"))
+    assert only(by_self, "AllergyIntolerance")["recorder"] == {"reference": f"Patient/{only(by_self, 'Patient')['id']}"}
+    assert resources(by_self, "RelatedPerson") == [] and validation_errors(by_self) == []
 
 
 def test_next_of_kin_organization_contact_takes_every_telephone(convert_er7) -> None:
