@@ -16,7 +16,6 @@ from typing import Any, Callable
 
 import orjson
 
-from adapters.storage.base import Version
 from adapters.storage.sql import SqlStore, SqlUnit, migration_files, split_statements
 
 BUSY_TIMEOUT_MS = 30_000
