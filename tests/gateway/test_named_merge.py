@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from flask.testing import FlaskClient
 
 from adapters.storage.query import parse_search
 from gateway.ingest import ACCEPTED, Ingestor
@@ -106,3 +107,11 @@ def test_a_named_practitioner_takes_what_the_message_carries(ingestor: Ingestor)
     _ingest(ingestor, _adt("C2", "1234^SMITH^JOHNNY"))
     practitioner = _one(ingestor, "Practitioner", "1234")
     assert practitioner["name"] == [{"family": "SMITH", "given": ["JOHNNY"]}]  # the name it sent replaces the stored one
+
+
+def test_over_http_a_message_naming_the_attending_by_id_keeps_the_name(client: FlaskClient) -> None:
+    for control_id, attending in (("H1", "1234^SMITH^JOHN"), ("H2", "1234")):
+        response = client.post("/hl7/v2", data=_adt(control_id, attending))
+        assert response.status_code == 200 and f"MSA|AA|{control_id}".encode() in response.data
+    [entry] = client.get("/fhir/Practitioner?identifier=1234").get_json()["entry"]
+    assert entry["resource"]["name"] == [{"family": "SMITH", "given": ["JOHN"]}]
