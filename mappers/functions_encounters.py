@@ -16,6 +16,7 @@ import binascii
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Callable
 
+from adapters.hl7v2.errors import DataTypeError
 from adapters.hl7v2.message import Value
 from mappers import primitives
 
@@ -39,6 +40,9 @@ def _seconds_per_unit(ctx: Context, args: dict[str, Any]) -> float | None:
     return float(found) if found is not None else None
 
 
+_LONGEST = 60.0 * 2_147_483_647  # Appointment.minutesDuration is a positiveInt (R4 datatypes.html#positiveInt)
+
+
 def _duration_seconds(ctx: Context, value: Value | None, args: dict[str, Any]) -> float | None:
     if value is None:
         return None
@@ -46,7 +50,10 @@ def _duration_seconds(ctx: Context, value: Value | None, args: dict[str, Any]) -
     per_unit = _seconds_per_unit(ctx, args)
     if amount is None or per_unit is None:
         return None
-    return float(amount) * per_unit
+    seconds = float(amount) * per_unit
+    if not -_LONGEST <= seconds <= _LONGEST:
+        raise DataTypeError(f"duration {value.text.strip()!r} is beyond {_LONGEST // 60:.0f} minutes (FHIR positiveInt)")
+    return seconds
 
 
 def duration_minutes(ctx: Context, value: Value | None, args: dict[str, Any]) -> int | None:
@@ -74,7 +81,10 @@ def end_after_duration(ctx: Context, value: Value | None, args: dict[str, Any]) 
     if not start_text or "T" not in start_text:
         return None
     start = datetime.fromisoformat(start_text.replace("Z", "+00:00"))
-    end = start + timedelta(seconds=seconds)
+    try:
+        end = start + timedelta(seconds=seconds)
+    except OverflowError:
+        raise DataTypeError(f"{start_text} plus {seconds:.0f} seconds is past the year 9999") from None
     text = end.isoformat(timespec="seconds")
     return text[:-6] + "Z" if start_text.endswith("Z") and text.endswith("+00:00") else text
 

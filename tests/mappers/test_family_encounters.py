@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from adapters.hl7v2.errors import DataTypeError
 from mapper_helpers import er7, only, resources, validation_errors
 from mappers import convert
 
@@ -96,6 +97,22 @@ def test_siu_participant_end_is_start_plus_duration_in_its_units() -> None:
     person = next(p for p in appt["participant"] if "period" in p)
     assert person["period"] == {"start": "2024-01-02T09:30:00+01:00", "end": "2024-01-02T11:30:00+01:00"}
     assert person["status"] == "accepted"
+
+
+@pytest.mark.parametrize(("sch9", "start", "aip9", "where"), [
+    ("99999999999999999999", "20240102093000+0100", "2", "SCH-9"),  # no positiveInt holds it (R4 Appointment.minutesDuration)
+    ("90", "20240102093000+0100", "99999999999999999999", "AIP-9"),
+    ("90", "99991231230000+0000", "2", "AIP-9"),  # its end would lie past the year 9999
+])
+def test_a_duration_too_long_for_fhir_is_an_error_at_its_field(sch9: str, start: str, aip9: str, where: str) -> None:
+    with pytest.raises(DataTypeError, match=where):
+        convert(er7(
+            "MSH|^~\\&|S|F|R|F|20240101120000+0000||SIU^S12^SIU_S12|1|P|2.5.1",
+            f"SCH|A1|F1|||||||{sch9}|s",
+            "PID|1||P1^^^F^MR||Doe^Jo",
+            "RGS|1",
+            f"AIP|1||7^Kim^Lee|||{start}|||{aip9}|h^hours^ISO+||Booked",
+        ))
 
 
 # --- MDM ------------------------------------------------------------------------------------
