@@ -5,6 +5,7 @@ numbers and dates, other value types, CJK text): the ingest turns an HL7Error in
 its ERR segment; any other exception would be an unexplained dead letter."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -30,7 +31,7 @@ AWKWARD = [
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_a_field_of_any_content_converts_or_is_an_hl7_error(data: st.DataObject) -> None:
-    segments = data.draw(st.sampled_from(MESSAGES)).split(b"\r")
+    segments = re.split(rb"\r\n|\r|\n", data.draw(st.sampled_from(MESSAGES)))
     for _ in range(data.draw(st.integers(1, 4))):
         s = data.draw(st.integers(0, len(segments) - 1))
         fields = segments[s].split(b"|")
