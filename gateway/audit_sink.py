@@ -16,11 +16,16 @@ Unix socket to this process, which stores them in one transaction about once a s
 - **Stopping.** SIGINT and SIGTERM, which Ctrl-C and service managers send to the whole process
   group, are ignored. The sink ends when the master has closed its end of the control pipe and
   every worker is gone (their copies of that pipe close with them), after storing what they sent.
+- **Restart.** Should the sink die (killed, out of memory), the master starts a new one on the same
+  socket within a second or two (waiting longer, up to a minute, while it keeps dying young); each
+  worker's next event connects to it. What a killed sink had read but not stored is lost with it,
+  as with any crash.
 - **Access.** The socket lives in a directory only the server's user can enter (mode 0700).
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import selectors
@@ -57,22 +62,56 @@ class AuditSink:
         self.address = os.path.join(self.directory, SOCKET_NAME)
         self.process: subprocess.Popen | None = None
         self._control: int | None = None
+        self._stopping = threading.Event()
+        self._watcher: threading.Thread | None = None
 
     def start(self) -> None:
-        """Bind the socket here, so workers can connect at once, and hand it to the sink process."""
+        """Start the sink process, and a thread of the master's that starts a new one whenever it dies."""
+        self._spawn()
+        self._watcher = threading.Thread(target=self._watch, name="audit-sink-watch", daemon=True)
+        self._watcher.start()
+
+    def _spawn(self) -> None:
+        """Bind the socket here, so workers can connect at once, and hand it to a new sink process."""
+        os.makedirs(self.directory, mode=0o700, exist_ok=True)  # a sink that ended on an error removed it
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.address)  # a killed sink's socket
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         listener.bind(self.address)
         listener.listen(64)
-        control_read, self._control = os.pipe()
+        control_read, control_write = os.pipe()
         command = [sys.executable, "-m", "gateway.audit_sink", "--db", self.db, "--listener", str(listener.fileno()),
                    "--control", str(control_read), "--interval", str(self.interval), "--batch", str(self.batch),
                    "--directory", self.directory]
         self.process = subprocess.Popen(command, pass_fds=(listener.fileno(), control_read), preexec_fn=_shielded)  # noqa: S603
         listener.close()
         os.close(control_read)
+        if self._control is not None:
+            os.close(self._control)  # the dead sink's pipe
+        self._control = control_write
+
+    def _watch(self, every: float = 0.5, young: float = 10.0, longest: float = 60.0) -> None:
+        """Until stop(): a sink that exited is replaced, at once unless it died within `young` seconds of
+        its start, then after a wait doubling from 1 s up to `longest` (a sink that cannot open the store)."""
+        wait, started = 1.0, time.monotonic()
+        while not self._stopping.wait(every):
+            assert self.process is not None
+            code = self.process.poll()  # also when gunicorn's master reaped it: poll() then reads 0
+            if code is None:
+                continue
+            died_young = time.monotonic() - started < young
+            log.error("audit sink exited (code %s); starting a new one%s", code, f" in {wait:.0f} s" if died_young else "")
+            if died_young and self._stopping.wait(wait):
+                return
+            wait = min(wait * 2, longest) if died_young else 1.0
+            self._spawn()
+            started = time.monotonic()
 
     def stop(self, timeout: float = 60.0) -> None:
         """After the workers have gone: close the control pipe and wait until the sink has stored everything."""
+        self._stopping.set()
+        if self._watcher is not None:
+            self._watcher.join()
         if self._control is not None:
             os.close(self._control)
             self._control = None

@@ -73,6 +73,21 @@ def test_the_sink_stores_every_event_of_several_workers(tmp_path: Path) -> None:
     assert all(_count(db, ("altid", f"user-{n}"), ("patient", f"Patient/p{n}")) == 1 for n in (0, 399, 1000, 1399, 2000, 2399))
 
 
+def test_a_sink_that_keeps_dying_young_is_restarted_ever_more_slowly(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    sink = AuditSink(f"sqlite:///{tmp_path / 'no-such-directory' / 'sink.db'}", interval=0.2)  # it cannot open the store
+    with caplog.at_level(logging.ERROR, logger="gateway.audit_sink"):
+        sink.start()
+        deadline = time.monotonic() + 30
+        while sum("audit sink exited" in r.getMessage() for r in caplog.records) < 3:
+            assert time.monotonic() < deadline, [r.getMessage() for r in caplog.records]
+            time.sleep(0.1)
+        started = time.monotonic()
+        sink.stop(timeout=10)
+    assert time.monotonic() - started < 10  # stop() ends a wait for the next start at once
+    waits = [r.getMessage().rsplit(" in ", 1)[-1] for r in caplog.records if "audit sink exited" in r.getMessage()]
+    assert waits[:3] == ["1 s", "2 s", "4 s"]
+
+
 def test_a_worker_whose_sink_is_gone_stores_the_event_itself(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     repository = MemoryRepository()
     writer = SocketWriter(repository, str(tmp_path / "no-such.sock"))
@@ -104,15 +119,23 @@ def test_a_served_trail_survives_a_stop_sent_to_the_whole_process_group(tmp_path
     assert _count(server.db, ("subtype", "read"), ("outcome", "4")) == 120
 
 
-def test_requests_are_still_audited_when_the_sink_process_dies(tmp_path: Path) -> None:
+def _sink_pids(server: ServedGateway) -> list[str]:
+    found = subprocess.run(["pgrep", "-f", "-g", str(server.process.pid), "gateway.audit_sink"], capture_output=True, text=True)
+    return found.stdout.split()
+
+
+def test_requests_are_still_audited_when_the_sink_process_dies_and_a_new_sink_takes_over(tmp_path: Path) -> None:
     server = ServedGateway(tmp_path)
     try:
-        sink = subprocess.run(["pgrep", "-f", "-g", str(server.process.pid), "gateway.audit_sink"], capture_output=True, text=True)
-        [sink_pid] = sink.stdout.split()
+        [sink_pid] = _sink_pids(server)
         connection = http.client.HTTPConnection("127.0.0.1", server.http, timeout=10)
-        for n in range(3):
-            connection.request("GET", f"/fhir/Patient/before-{n}")
+
+        def read(name: str) -> None:
+            connection.request("GET", f"/fhir/Patient/{name}")
             assert connection.getresponse().read()
+
+        for n in range(3):
+            read(f"before-{n}")
         deadline = time.monotonic() + 30
         while _count(server.db, ("subtype", "read")) < 3:  # stored by the sink, which then dies
             assert time.monotonic() < deadline, "the sink stored nothing"
@@ -120,15 +143,21 @@ def test_requests_are_still_audited_when_the_sink_process_dies(tmp_path: Path) -
         os.kill(int(sink_pid), signal.SIGKILL)
         _wait_until_gone(int(sink_pid))  # an event sent while it dies is lost with it, as with any crash
         for n in range(5):
-            connection.request("GET", f"/fhir/Patient/after-{n}")
-            assert connection.getresponse().read()
+            read(f"after-{n}")  # stored by the worker while there is no sink, else by the new one
+        deadline = time.monotonic() + 30
+        while not [pid for pid in _sink_pids(server) if pid != sink_pid]:
+            assert time.monotonic() < deadline, "no new sink was started"
+            time.sleep(0.1)
+        for n in range(5):
+            read(f"restarted-{n}")
         connection.close()
     finally:
         output = server.stop()
-    missing = [ref for ref in [f"Patient/before-{n}" for n in range(3)] + [f"Patient/after-{n}" for n in range(5)]
-               if _count(server.db, ("entity", ref)) != 1]
+    names = [f"before-{n}" for n in range(3)] + [f"{when}-{n}" for when in ("after", "restarted") for n in range(5)]
+    missing = [name for name in names if _count(server.db, ("entity", f"Patient/{name}")) != 1]
     assert missing == [], output
-    assert "stored by the worker" in output and "after-" not in output
+    assert "audit sink exited" in output and "after-" not in output and "restarted-" not in output
+    assert output.count("stored by the worker") <= 5  # only while no sink ran: the new one took the rest
 
 
 def _wait_until_gone(pid: int) -> None:
