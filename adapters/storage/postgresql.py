@@ -154,12 +154,22 @@ class PostgreSQLRepository(SqlStore):
             (resource_type, ids),
         )
 
-    def lock_absent(self, conn: Any, keys: list[tuple[str, str]]) -> None:
-        if keys:  # in a fixed order, so two transactions cannot deadlock on them
-            conn.execute(
-                "SELECT pg_advisory_xact_lock(hashtext(k)) FROM (SELECT k FROM unnest(%s::text[]) AS k ORDER BY k) AS s",
-                (sorted(f"{t}/{i}" for t, i in keys),),
-            )
+    def lock_absent(self, conn: Any, keys: list[tuple[str, str]]) -> dict[tuple[str, str], tuple[int, Version]]:
+        if not keys:
+            return {}
+        conn.execute(  # in a fixed order, so two transactions cannot deadlock on them
+            "SELECT pg_advisory_xact_lock(hashtext(k)) FROM (SELECT k FROM unnest(%s::text[]) AS k ORDER BY k) AS s",
+            (sorted(f"{t}/{i}" for t, i in keys),),
+        )
+        # a creator whose lock it waited for may have committed some meanwhile: read (and lock) those, in one query
+        rows = conn.execute(
+            "SELECT r.rid, r.resource_type, r.id, r.version_id, v.last_updated, v.method, v.resource FROM resources r "
+            "JOIN versions v ON v.rid = r.rid AND v.version_id = r.version_id "
+            "WHERE (r.resource_type, r.id) IN (SELECT * FROM unnest(%s::text[], %s::text[])) ORDER BY r.rid FOR UPDATE OF r",
+            ([t for t, _ in keys], [i for _, i in keys]),
+        ).fetchall()
+        versions = self._version_rows([row[1:] for row in rows])
+        return {(v.resource_type, v.id): (row[0], v) for row, v in zip(rows, versions)}
 
     def fetch_current(self, conn: Any, resource_type: str, resource_id: str, lock: bool) -> tuple[int, Version] | None:
         if lock:

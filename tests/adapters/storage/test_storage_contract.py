@@ -546,6 +546,29 @@ def test_a_transaction_caught_in_a_deadlock_runs_again(repo: Repository, samples
     assert repo.read("Patient", patient["id"]).resource["gender"] == "other"
 
 
+def test_two_bundles_creating_one_new_id_at_once_both_succeed(repo: Repository) -> None:
+    """Two messages naming one new practitioner: the second Bundle waits for the first's unit (PostgreSQL:
+    its lock on the absent id), then reads the id again and makes version 2, never a duplicate-key error."""
+    if isinstance(repo, MemoryRepository):
+        pytest.skip("the in-memory double serialises every unit under one lock")
+    url, organization = "Organization/org-new", {"resourceType": "Organization", "id": "org-new"}
+    created = threading.Event()
+
+    def first() -> None:
+        with repo.unit(True):  # type: ignore[attr-defined]
+            repo.transaction([BundleEntryRequest("PUT", url, {**organization, "name": "first"})])
+            created.set()
+            time.sleep(0.3)  # the second Bundle reads the id as absent and waits for this unit
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    assert created.wait(10)
+    [result] = repo.transaction([BundleEntryRequest("PUT", url, {**organization, "name": "second"})])
+    thread.join(10)
+    stored = repo.read("Organization", "org-new")
+    assert (stored.version_id, stored.resource["name"]) == (2, "second") and not result.created
+
+
 def test_postgresql_plans_each_search_for_its_values(repo: Repository) -> None:
     """psycopg prepares a statement run five times and PostgreSQL may then reuse one generic plan for
     any values; a search's selectivity depends on them (one patient, or all), and the generic plan of
