@@ -350,8 +350,8 @@ def _merge_encounters(requests: list[BundleEntryRequest], message: Message, repo
 def _merge_named(requests: list[BundleEntryRequest], named: dict[str, str], repository: Repository) -> list[BundleEntryRequest]:
     """Each resource the message only names adds to its stored copy by its rule (module docstring).
 
-    Reads come from the ingest unit's prefetch (_lock_in_order locked every PUT target); two first
-    writers of one id race only to the store's unique key, and the unit that loses runs again."""
+    Reads come from the ingest unit's prefetch, which has locked every PUT target (on PostgreSQL an id
+    not stored yet too), so two messages naming one resource merge into it one after the other."""
     if not named:
         return requests
     work = _WorkingSet(repository, [], StrongIdentifiers())
