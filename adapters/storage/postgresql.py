@@ -173,9 +173,8 @@ class PostgreSQLRepository(SqlStore):
 
     def fetch_current(self, conn: Any, resource_type: str, resource_id: str, lock: bool) -> tuple[int, Version] | None:
         if lock:
-            locked = conn.execute(
-                "SELECT rid FROM resources WHERE resource_type = %s AND id = %s FOR UPDATE", (resource_type, resource_id)
-            ).fetchone()
-            if locked is None:
+            lock_row = "SELECT rid FROM resources WHERE resource_type = %s AND id = %s FOR UPDATE"
+            if conn.execute(lock_row, (resource_type, resource_id)).fetchone() is None:
                 self.lock_key(conn, f"{resource_type}/{resource_id}")  # serialise creators of this id
+                conn.execute(lock_row, (resource_type, resource_id))  # one it waited for may have created it
         return super().fetch_current(conn, resource_type, resource_id, lock=False)
