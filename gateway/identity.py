@@ -40,6 +40,11 @@ stored Encounter; every other message (ORU, MDM, SIU ...) only adds the elements
 Encounter lacks, so its thinner PV1 never reopens a finished stay or drops a period, class,
 reasonCode, hospitalization or location; identifiers are added, never dropped.
 
+Order updates: the messages listed under "orders" in the data file (ORM/OMx, RDE, REF) state the
+ServiceRequest or MedicationRequest and replace it; every other message naming the order (an ORU's
+result, an RDS dispense ...) updates it: what it carries replaces (the result's ORC-5 status), what
+it lacks is kept (the order's timing, priority, requester), identifiers are added.
+
 Named resources, the same rule for what a message only names (mappers ConversionReport.named):
 a Practitioner, Organization, Location ... made from a datatype in another segment's field
 (PV1-7, ORC-12, MSH-4, PV1-3) takes "update": the elements the message carries replace the stored
@@ -65,7 +70,7 @@ from adapters.hl7v2 import Message
 from adapters.storage.base import BundleEntryRequest, Gone, NotFound, Repository
 from adapters.storage.query import parse_search
 from mappers.ids import resource_id
-from mappers.report import FILL
+from mappers.report import FILL, UPDATE
 
 EVENTS = Path(__file__).resolve().parent / "data" / "identity-events.json"
 SEEALSO, REPLACES, REPLACED_BY = "seealso", "replaces", "replaced-by"
@@ -123,6 +128,13 @@ def event_role(message: Message) -> str:
         if event in _events()[role].get(code, []):
             return role
     return "update"
+
+
+def order_rules(requests: list[BundleEntryRequest], message: Message) -> dict[str, str]:
+    """"Type/id" -> UPDATE for each order the message names without stating it (data file "orders", module docstring)."""
+    owners = _events()["orders"]
+    return {r.url: UPDATE for r in requests if r.method == "PUT" and "?" not in r.url
+            and (stating := owners.get(r.url.partition("/")[0])) is not None and message.message_code not in stating}
 
 
 def owns_visit(message: Message) -> bool:
@@ -377,7 +389,8 @@ def resolve(
     (merge, link, unlink) still apply to them. `named`: the resources the message only names, with
     their rule (mappers ConversionReport.named). Must run inside the transaction that stores the
     requests (its reads and writes are one unit)."""
-    requests = _merge_named(_merge_encounters(requests, message, repository), named or {}, repository)
+    rules = {**order_rules(requests, message), **(named or {})}
+    requests = _merge_named(_merge_encounters(requests, message, repository), rules, repository)
     patients = _patient_puts(mapped if mapped is not None else requests)
     if not patients:
         return requests, []

@@ -1,9 +1,10 @@
-"""What a message only names never replaces what is stored (gateway/identity.py merge_named, mappers ConversionReport.named).
+"""What a message only names, or names without stating it, never replaces what is stored (gateway/identity.py merge_named).
 
 A practitioner, organization or location named in another segment's field ("update": what the
-message carries replaces, what it lacks is kept, v2.5 2.5.3) and a parent Condition/Procedure named
-by its identifier alone ("fill": only what is missing is added). Through the real ingest path
-(gateway.ingest.Ingestor) on SQLite and PostgreSQL."""
+message carries replaces, what it lacks is kept, v2.5 2.5.3), a parent Condition/Procedure named
+by its identifier alone ("fill": only what is missing is added; mappers ConversionReport.named),
+and an order named by a result ("update"; data/identity-events.json "orders"). Through the real
+ingest path (gateway.ingest.Ingestor) on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -115,3 +116,31 @@ def test_over_http_a_message_naming_the_attending_by_id_keeps_the_name(client: F
         assert response.status_code == 200 and f"MSA|AA|{control_id}".encode() in response.data
     [entry] = client.get("/fhir/Practitioner?identifier=1234").get_json()["entry"]
     assert entry["resource"]["name"] == [{"family": "SMITH", "given": ["JOHN"]}]
+
+
+def _order(kind: str, control_id: str, orc: str, obr: str, *rest: str) -> bytes:
+    msh = f"MSH|^~\\&|CPOE|H1|LAB|HOSP|20260301080000+0800||{kind}|{control_id}|P|2.5\r"
+    return (msh + PID + "".join(f"{segment}\r" for segment in (orc, obr, *rest))).encode()
+
+
+ORDER = _order("ORM^O01^ORM_O01", "O1", "ORC|NW|PLC1^CPOE|FIL1^LAB||SC||^^^20260301090000+0800^^R||20260301080000+0800|||1234^SMITH^JOHN",
+               "OBR|1|PLC1^CPOE|FIL1^LAB|GLU^Glucose^L|||20260301080000+0800")
+
+
+def test_a_result_updates_the_order_it_answers_and_keeps_what_it_does_not_say(ingestor: Ingestor) -> None:
+    _ingest(ingestor, ORDER)
+    ordered = _one(ingestor, "ServiceRequest", "PLC1")
+    assert ordered["status"] == "active" and ordered["priority"] == "routine" and "requester" in ordered
+    _ingest(ingestor, _order("ORU^R01^ORU_R01", "R1", "ORC|RE|PLC1^CPOE|FIL1^LAB||CM",
+                             "OBR|1|PLC1^CPOE|FIL1^LAB|GLU^Glucose^L|||20260301080000+0800|||||||||||||||20260302070000+0800||CH|F",
+                             "OBX|1|NM|GLU^Glucose^L||5.5|mmol/L|||||F"))
+    resulted = _one(ingestor, "ServiceRequest", "PLC1")
+    assert resulted["status"] == "completed"  # what the result says replaces
+    assert {k: v for k, v in resulted.items() if k not in ("status", "specimen")} == {k: v for k, v in ordered.items() if k != "status"}
+
+
+def test_an_order_message_states_the_order_whole(ingestor: Ingestor) -> None:
+    _ingest(ingestor, ORDER)
+    _ingest(ingestor, _order("ORM^O01^ORM_O01", "O2", "ORC|XO|PLC1^CPOE|FIL1^LAB||SC", "OBR|1|PLC1^CPOE|FIL1^LAB|GLU^Glucose^L"))
+    changed = _one(ingestor, "ServiceRequest", "PLC1")
+    assert "requester" not in changed and "occurrenceTiming" not in changed  # the placer's new order replaced the old
