@@ -12,9 +12,9 @@ Speed (issue 3 benchmark): each map's rows are compiled once per process into on
 function (`compile_map`; `interpret_map` is the same semantics as a plain loop, and the tests
 check that both agree on the whole corpus). The generated code tests emptiness and simple `when`
 clauses on the raw strings the reader split (a segment map: on its own segment's fields),
-converts one component's (or its own segment's field's) text with a primitive without making a
-Value, evaluates each row inline (constant, function, converter, primitive, `format`, `vocab`),
-hands a datatype map row's map the value with the row's own Context, and writes at the target
+converts one component's (or its own segment's field's) text with a primitive or a function's
+text form (functions.TEXT_FORMS) without making a Value, evaluates each row inline (constant,
+function, converter, primitive, `format`, `vocab`), hands a datatype map row's map the value with the row's own Context, and writes at the target
 path with that path's own generated statements (mappers.paths.TargetPath.write_lines), without
 the first-value-wins test where nothing can be there yet; a segment map skips rows whose field
 of its own segment is empty before anything else; an own field that several `=` clauses test is
@@ -413,11 +413,12 @@ def compile_map(m: Map, specs: Specs) -> Callable[[Context, dict[str, Any]], Any
         clean = _row_clean(row, specs)
         if text_row:
             env[f"T{i}"], call = _text_evaluator(row)  # type: ignore[misc]
-            body = [f"result = {call.replace('F', f'T{i}')}", *_format_vocab_lines(row, i, env)]
+            env[f"A{i}"] = row.args
+            body = [f"result = {call.format(F=f'T{i}', A=f'A{i}')}", *_format_vocab_lines(row, i, env)]
         else:
             body = _evaluation_lines(row, i, env, specs)
-            if not clean:  # what it writes (or writes itself) gets the full prune
-                body += ["if ctx.record is not None:", "    ctx.record.clean = False"]
+        if not clean:  # what it writes (or writes itself) gets the full prune
+            body += ["if ctx.record is not None:", "    ctx.record.clean = False"]
         first_step = row.target.steps[0][0] if row.target is not None else None
         fresh = not anything and first_step not in written and not (row.every and row.source is not None)
         if first_step is not None:
@@ -581,16 +582,21 @@ def _component_text(pieces: list[str], k: int, leaf_sep: str | None, delims: Any
 
 
 def _text_evaluator(row: Row) -> tuple[Callable[..., Any] | None, str] | None:
-    """(function, call with F for it) when a row converts the decoded text of its value with a
-    primitive (`_evaluator`'s base for a `type:` primitive or no type; format/vocab follow it)."""
-    if row.value is not None or row.fn is not None:
+    """(function, call with {F} for it and {A} for the row's args) when a row converts the decoded text
+    of its value with a primitive or a function's text form (functions.TEXT_FORMS), as `_evaluator`'s
+    base for the row would; format/vocab follow it."""
+    if row.value is not None:
         return None
+    if row.fn is not None:
+        form = functions.TEXT_FORMS.get(row.fn)
+        return (form, "{F}(text, {A})") if form is not None else None
     if row.type is None:
         return None, "(text.strip() or None)"  # no type: the stripped text, as primitives.string
     primitive = PRIMITIVES.get(row.type)
     if primitive is None:
-        return None
-    return primitive, ("_zoned_time(F, text, ctx.state)" if row.type in ZONED else "F(text)")
+        form = functions.TEXT_FORMS.get(functions.CONVERTERS.get(row.type))  # type: ignore[arg-type]
+        return (form, "{F}(text, {{}})") if form is not None else None  # a converter gets no args
+    return primitive, ("_zoned_time({F}, text, ctx.state)" if row.type in ZONED else "{F}(text)")
 
 
 def _evaluation_lines(row: Row, i: int, env: dict[str, Any], specs: Specs) -> list[str]:
