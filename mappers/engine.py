@@ -104,6 +104,7 @@ class MessageState:
     ids: dict[str, str] = field(default_factory=dict)  # id name -> deterministic id (a practitioner recurs)
     times: dict[tuple[Callable[..., Any], str], Any] = field(default_factory=dict)  # _zoned_time results
     locations: dict[tuple[str | None, ...], str] = field(default_factory=dict)  # functions.location_hierarchy: a level -> its reference
+    summary: str | None = None  # functions.message_summary, made on first use
 
 
 class Context:

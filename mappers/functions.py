@@ -70,10 +70,14 @@ def message_hash(ctx: Context, value: Value | None, args: dict[str, Any]) -> str
 
 
 def message_summary(ctx: Context, value: Value | None, args: dict[str, Any]) -> str:
-    """A display for the source message: type, control id, sender."""
-    msg = ctx.message
-    sender = "/".join(p for p in (msg.msh.get(3), msg.msh.get(4)) if p)
-    return f"HL7 v2 {msg.message_type} message {msg.control_id}" + (f" from {sender}" if sender else "")
+    """A display for the source message: type, control id, sender (made once per conversion: two rows read it)."""
+    state = ctx.state
+    summary = state.summary
+    if summary is None:
+        msg = state.message
+        sender = "/".join(p for p in (msg.msh.get(3), msg.msh.get(4)) if p)
+        summary = state.summary = f"HL7 v2 {msg.message_type} message {msg.control_id}" + (f" from {sender}" if sender else "")
+    return summary
 
 
 @of_text
