@@ -301,7 +301,7 @@ def compile_map(m: Map, specs: Specs) -> Callable[[Context, dict[str, Any]], Any
     if own_rows or own_conditions:  # a row reading an empty field of the map's own segment is skipped before anything else
         lines += ["    seg = ctx.segment", f"    fields = seg.fields if seg is not None and seg.fields[0] == {m.datatype!r} else None",
                   "    nfields = len(fields) if fields is not None else 0",
-                  "    place = ctx.place", "    preps = place.reps if fields is not None and place is not None else None",
+                  "    place = ctx.place", "    placed = place._reps if fields is not None and place is not None else None",
                   "    sd = seg._d if fields is not None else None"]
     # an own field several `=` clauses test (OBX-2, the value type, in ~20 rows): its text read once per
     # run, when first tested
@@ -395,14 +395,14 @@ def compile_map(m: Map, specs: Specs) -> Callable[[Context, dict[str, Any]], Any
         elif own_first:
             # the first repetition of a field of the map's own segment (the commonest read): Source.read, inlined
             env[f"S{i}"] = row.source.read
-            lines += [f"{indent}_vs = S{i}(ctx, False) if preps is None else preps({row.source.field})",
+            lines += [f"{indent}_vs = S{i}(ctx, False) if placed is None else {_own_reps(row.source.field)}",
                       f"{indent}if _vs and (value := _vs[0]).raw != '' and value.raw != '\"\"':"]
             indent += "    "
         elif own_rows and row.source.segment == m.datatype and row.source.repetition is None and row.source.component is None:
             # every valued repetition of a field of the map's own segment: Source.read, inlined (the
             # position among the valued ones, as Source.read counts, is worked out only for an error)
             env[f"S{i}"] = row.source.read
-            lines += [f"{indent}_vs = S{i}(ctx, True) if preps is None else preps({row.source.field})",
+            lines += [f"{indent}_vs = S{i}(ctx, True) if placed is None else {_own_reps(row.source.field)}",
                       f"{indent}for value in _vs:", f"{indent}    if value.raw != '' and value.raw != '\"\"':"]
             indent += "        "
             n_expr = "[v for v in _vs if v.raw != '' and v.raw != '\"\"'].index(value)"
@@ -531,8 +531,8 @@ def _inline_condition(when: Any, env: dict[str, Any] | None = None, name: str = 
 
 def _own_field_test(src: Any, valued: Any, equals: Any, name: str, local: str | None = None) -> str:
     """A `valued` / `=` clause on the first repetition (or a component of it) of a field of the segment
-    map's own segment, read from `preps` as Source.read would (an `=` clause's text from `local` when
-    hoisted); the clause itself (`name`) when the map runs on another segment (preps is None)."""
+    map's own segment, read from its place (`placed`) as Source.read would (an `=` clause's text from
+    `local` when hoisted); the clause itself (`name`) when the map runs on another segment (placed is None)."""
     if valued is not None:
         is_valued = _own_field_valued(src.field, src.component)
         test = is_valued if valued[1] else f"not {is_valued}"
@@ -541,13 +541,18 @@ def _own_field_test(src: Any, valued: Any, equals: Any, name: str, local: str | 
         if local is not None:
             text = f"({local} if {local} is not None else ({local} := {text}))"
         test = f"{text} {'in' if equals[2] else 'not in'} {name}_values"
-    return f"({name}(ctx) if preps is None else {test})"
+    return f"({name}(ctx) if placed is None else {test})"
 
 
 def _own_field_valued(fld: int, comp: int | None) -> str:
     """Whether the first repetition (or its component) of an own field is valued, as Source.read (binds _v)."""
     first = f"(_v := _r[0]{'' if comp is None else f'[{comp}]'})"
-    return f"(bool(_r := preps({fld})) and {first}.raw != '' and _v.raw != '\"\"')"
+    return f"(bool(_r := {_own_reps(fld)}) and {first}.raw != '' and _v.raw != '\"\"')"
+
+
+def _own_reps(fld: int) -> str:
+    """The repetitions of an own field: SegmentPlace.reps on the place's cache (`placed`), inlined."""
+    return f"(placed[{fld}] if {fld} in placed else placed.setdefault({fld}, seg.reps({fld})))"
 
 
 def _own_field_text(fld: int, comp: int | None) -> str:
