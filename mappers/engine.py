@@ -303,9 +303,9 @@ def compile_map(m: Map, specs: Specs) -> Callable[[Context, dict[str, Any]], Any
                   "    nfields = len(fields) if fields is not None else 0",
                   "    place = ctx.place", "    placed = place._reps if fields is not None and place is not None else None",
                   "    sd = seg._d if fields is not None else None"]
-    # an own field several `=` clauses test (OBX-2, the value type, in ~20 rows): its text read once per
-    # run, when first tested
-    hoisted = _hoisted_equals(m, own) if own_rows or own_conditions else {}
+    # an own field several `=` clauses test (OBX-2, the value type, in ~20 rows), or a component of a
+    # datatype map's value (HD.3, the universal id type): its text read once per run, when first tested
+    hoisted = _hoisted_equals(m, own) if own_rows or own_conditions or not m.is_segment else {}
     lines += [f"    {local} = None" for local in hoisted.values()]
     # first-value-wins needs no test where nothing can be under the target's first step yet: out is
     # new (not an `into` resource), no earlier row writes that name, `$this` or a row that may write
@@ -333,7 +333,7 @@ def compile_map(m: Map, specs: Specs) -> Callable[[Context, dict[str, Any]], Any
             lines.append(f"{indent}if nparts > {k} and pieces[{k}]:")
             indent += "    "
         if row.when is not None:
-            inline = _inline_condition(row.when, env, f"C{i}_", own, hoisted if own_rows or own_conditions else None)
+            inline = _inline_condition(row.when, env, f"C{i}_", own, hoisted)
             if inline is None:
                 env[f"W{i}"] = row.when
                 inline = f"W{i}(ctx)"
@@ -488,12 +488,12 @@ _SPLIT_LINES = (
 
 
 def _inline_condition(when: Any, env: dict[str, Any] | None = None, name: str = "", own: str | None = None,
-                      hoisted: dict[tuple[int, int | None], str] | None = None) -> str | None:
+                      hoisted: dict[tuple[int | None, int | None], str] | None = None) -> str | None:
     """Python source for a map's `when`, testing `CWE.1 valued` / `not valued` / `HD.3 = ISO|UUID` clauses
     on the raw components of a datatype map's value, and `OBX-2 = NM|SN` / `PID-3.4 valued` clauses on
     the first repetition of a field of a segment map's own segment (`own`), as sources.Source.read would
     (valued: neither empty nor `\"\"`); other clauses are called (put in env as name0, name1...).
-    `hoisted`: own fields whose `=` text the generated function reads once, by (field, component).
+    `hoisted`: own fields and components whose `=` text the generated function reads once (_hoisted_equals).
     None when no clause can be inlined."""
     clauses = getattr(when, "clauses", None) or [when]
     tests = []
@@ -525,7 +525,8 @@ def _inline_condition(when: Any, env: dict[str, Any] | None = None, name: str = 
         else:
             if env is not None:
                 env[f"{name}{j}"] = equals[1]
-            tests.append(f"_component_text(pieces, {k}, leaf_sep, delims) {'in' if equals[2] else 'not in'} {name}{j}")
+            text = _read_once((hoisted or {}).get((src.field, src.component)), f"_component_text(pieces, {k}, leaf_sep, delims)")
+            tests.append(f"{text} {'in' if equals[2] else 'not in'} {name}{j}")
     return " and ".join(tests) if inlined else None
 
 
@@ -537,9 +538,7 @@ def _own_field_test(src: Any, valued: Any, equals: Any, name: str, local: str | 
         is_valued = _own_field_valued(src.field, src.component)
         test = is_valued if valued[1] else f"not {is_valued}"
     else:
-        text = _own_field_text(src.field, src.component)
-        if local is not None:
-            text = f"({local} if {local} is not None else ({local} := {text}))"
+        text = _read_once(local, _own_field_text(src.field, src.component))
         test = f"{text} {'in' if equals[2] else 'not in'} {name}_values"
     return f"({name}(ctx) if placed is None else {test})"
 
@@ -560,17 +559,24 @@ def _own_field_text(fld: int, comp: int | None) -> str:
     return f"(_v.text.strip() if {_own_field_valued(fld, comp)} else '')"
 
 
-def _hoisted_equals(m: Map, own: str | None) -> dict[tuple[int, int | None], str]:
-    """Own fields (field, component) that `=` clauses of two rows or more test, each with a local name."""
-    counts: dict[tuple[int, int | None], int] = {}
+def _read_once(local: str | None, text: str) -> str:
+    """The expression text, kept in local on first use when local is not None (a hoisted `=` text)."""
+    return text if local is None else f"({local} if {local} is not None else ({local} := {text}))"
+
+
+def _hoisted_equals(m: Map, own: str | None) -> dict[tuple[int | None, int | None], str]:
+    """Own fields (field, component) of a segment map, or components (None, component) of a datatype
+    map's value, that `=` clauses of two rows or more test, each with a local name."""
+    counts: dict[tuple[int | None, int | None], int] = {}
     for row in m.rows:
         for clause in getattr(row.when, "clauses", None) or ([row.when] if row.when is not None else []):
             equals = getattr(clause, "equals", None)
             src = equals[0] if equals is not None else None
-            if src is not None and src.segment == own and src.repetition is None and src.subcomponent is None:
+            if (src is not None and src.segment == own and src.repetition is None and src.subcomponent is None
+                    and (own is not None or src.component is not None)):
                 key = (src.field, src.component)
                 counts[key] = counts.get(key, 0) + 1
-    return {key: f"_eq{key[0]}_{key[1] or 0}" for key, n in counts.items() if n > 1}
+    return {key: f"_eq{key[0] or 0}_{key[1] or 0}" for key, n in counts.items() if n > 1}
 
 
 def _component_text(pieces: list[str], k: int, leaf_sep: str | None, delims: Any) -> str:
