@@ -12,9 +12,9 @@ Speed (issue 3 benchmark): each map's rows are compiled once per process into on
 function (`compile_map`; `interpret_map` is the same semantics as a plain loop, and the tests
 check that both agree on the whole corpus). The generated code tests emptiness and simple `when`
 clauses on the raw strings the reader split (a segment map: on its own segment's fields),
-converts one component's (or its own segment's field's) text with a primitive without making a
-Value, evaluates each row inline (constant, function, converter, primitive, `format`, `vocab`),
-hands a datatype map row's map the value with the row's own Context, and writes at the target
+converts one component's (or its own segment's field's) text with a primitive or a function's
+text form (functions.TEXT_FORMS) without making a Value, evaluates each row inline (constant,
+function, converter, primitive, `format`, `vocab`), hands a datatype map row's map the value with the row's own Context, and writes at the target
 path with that path's own generated statements (mappers.paths.TargetPath.write_lines), without
 the first-value-wins test where nothing can be there yet; a segment map skips rows whose field
 of its own segment is empty before anything else; an own field that several `=` clauses test is
@@ -104,6 +104,7 @@ class MessageState:
     ids: dict[str, str] = field(default_factory=dict)  # id name -> deterministic id (a practitioner recurs)
     times: dict[tuple[Callable[..., Any], str], Any] = field(default_factory=dict)  # _zoned_time results
     locations: dict[tuple[str | None, ...], str] = field(default_factory=dict)  # functions.location_hierarchy: a level -> its reference
+    summary: str | None = None  # functions.message_summary, made on first use
 
 
 class Context:
@@ -300,11 +301,11 @@ def compile_map(m: Map, specs: Specs) -> Callable[[Context, dict[str, Any]], Any
     if own_rows or own_conditions:  # a row reading an empty field of the map's own segment is skipped before anything else
         lines += ["    seg = ctx.segment", f"    fields = seg.fields if seg is not None and seg.fields[0] == {m.datatype!r} else None",
                   "    nfields = len(fields) if fields is not None else 0",
-                  "    place = ctx.place", "    preps = place.reps if fields is not None and place is not None else None",
+                  "    place = ctx.place", "    placed = place._reps if fields is not None and place is not None else None",
                   "    sd = seg._d if fields is not None else None"]
-    # an own field several `=` clauses test (OBX-2, the value type, in ~20 rows): its text read once per
-    # run, when first tested
-    hoisted = _hoisted_equals(m, own) if own_rows or own_conditions else {}
+    # an own field several `=` clauses test (OBX-2, the value type, in ~20 rows), or a component of a
+    # datatype map's value (HD.3, the universal id type): its text read once per run, when first tested
+    hoisted = _hoisted_equals(m, own) if own_rows or own_conditions or not m.is_segment else {}
     lines += [f"    {local} = None" for local in hoisted.values()]
     # first-value-wins needs no test where nothing can be under the target's first step yet: out is
     # new (not an `into` resource), no earlier row writes that name, `$this` or a row that may write
@@ -332,7 +333,7 @@ def compile_map(m: Map, specs: Specs) -> Callable[[Context, dict[str, Any]], Any
             lines.append(f"{indent}if nparts > {k} and pieces[{k}]:")
             indent += "    "
         if row.when is not None:
-            inline = _inline_condition(row.when, env, f"C{i}_", own, hoisted if own_rows or own_conditions else None)
+            inline = _inline_condition(row.when, env, f"C{i}_", own, hoisted)
             if inline is None:
                 env[f"W{i}"] = row.when
                 inline = f"W{i}(ctx)"
@@ -394,14 +395,14 @@ def compile_map(m: Map, specs: Specs) -> Callable[[Context, dict[str, Any]], Any
         elif own_first:
             # the first repetition of a field of the map's own segment (the commonest read): Source.read, inlined
             env[f"S{i}"] = row.source.read
-            lines += [f"{indent}_vs = S{i}(ctx, False) if preps is None else preps({row.source.field})",
+            lines += [f"{indent}_vs = S{i}(ctx, False) if placed is None else {_own_reps(row.source.field)}",
                       f"{indent}if _vs and (value := _vs[0]).raw != '' and value.raw != '\"\"':"]
             indent += "    "
         elif own_rows and row.source.segment == m.datatype and row.source.repetition is None and row.source.component is None:
             # every valued repetition of a field of the map's own segment: Source.read, inlined (the
             # position among the valued ones, as Source.read counts, is worked out only for an error)
             env[f"S{i}"] = row.source.read
-            lines += [f"{indent}_vs = S{i}(ctx, True) if preps is None else preps({row.source.field})",
+            lines += [f"{indent}_vs = S{i}(ctx, True) if placed is None else {_own_reps(row.source.field)}",
                       f"{indent}for value in _vs:", f"{indent}    if value.raw != '' and value.raw != '\"\"':"]
             indent += "        "
             n_expr = "[v for v in _vs if v.raw != '' and v.raw != '\"\"'].index(value)"
@@ -413,11 +414,12 @@ def compile_map(m: Map, specs: Specs) -> Callable[[Context, dict[str, Any]], Any
         clean = _row_clean(row, specs)
         if text_row:
             env[f"T{i}"], call = _text_evaluator(row)  # type: ignore[misc]
-            body = [f"result = {call.replace('F', f'T{i}')}", *_format_vocab_lines(row, i, env)]
+            env[f"A{i}"] = row.args
+            body = [f"result = {call.format(F=f'T{i}', A=f'A{i}')}", *_format_vocab_lines(row, i, env)]
         else:
             body = _evaluation_lines(row, i, env, specs)
-            if not clean:  # what it writes (or writes itself) gets the full prune
-                body += ["if ctx.record is not None:", "    ctx.record.clean = False"]
+        if not clean:  # what it writes (or writes itself) gets the full prune
+            body += ["if ctx.record is not None:", "    ctx.record.clean = False"]
         first_step = row.target.steps[0][0] if row.target is not None else None
         fresh = not anything and first_step not in written and not (row.every and row.source is not None)
         if first_step is not None:
@@ -486,12 +488,12 @@ _SPLIT_LINES = (
 
 
 def _inline_condition(when: Any, env: dict[str, Any] | None = None, name: str = "", own: str | None = None,
-                      hoisted: dict[tuple[int, int | None], str] | None = None) -> str | None:
+                      hoisted: dict[tuple[int | None, int | None], str] | None = None) -> str | None:
     """Python source for a map's `when`, testing `CWE.1 valued` / `not valued` / `HD.3 = ISO|UUID` clauses
     on the raw components of a datatype map's value, and `OBX-2 = NM|SN` / `PID-3.4 valued` clauses on
     the first repetition of a field of a segment map's own segment (`own`), as sources.Source.read would
     (valued: neither empty nor `\"\"`); other clauses are called (put in env as name0, name1...).
-    `hoisted`: own fields whose `=` text the generated function reads once, by (field, component).
+    `hoisted`: own fields and components whose `=` text the generated function reads once (_hoisted_equals).
     None when no clause can be inlined."""
     clauses = getattr(when, "clauses", None) or [when]
     tests = []
@@ -523,29 +525,33 @@ def _inline_condition(when: Any, env: dict[str, Any] | None = None, name: str = 
         else:
             if env is not None:
                 env[f"{name}{j}"] = equals[1]
-            tests.append(f"_component_text(pieces, {k}, leaf_sep, delims) {'in' if equals[2] else 'not in'} {name}{j}")
+            text = _read_once((hoisted or {}).get((src.field, src.component)), f"_component_text(pieces, {k}, leaf_sep, delims)")
+            tests.append(f"{text} {'in' if equals[2] else 'not in'} {name}{j}")
     return " and ".join(tests) if inlined else None
 
 
 def _own_field_test(src: Any, valued: Any, equals: Any, name: str, local: str | None = None) -> str:
     """A `valued` / `=` clause on the first repetition (or a component of it) of a field of the segment
-    map's own segment, read from `preps` as Source.read would (an `=` clause's text from `local` when
-    hoisted); the clause itself (`name`) when the map runs on another segment (preps is None)."""
+    map's own segment, read from its place (`placed`) as Source.read would (an `=` clause's text from
+    `local` when hoisted); the clause itself (`name`) when the map runs on another segment (placed is None)."""
     if valued is not None:
         is_valued = _own_field_valued(src.field, src.component)
         test = is_valued if valued[1] else f"not {is_valued}"
     else:
-        text = _own_field_text(src.field, src.component)
-        if local is not None:
-            text = f"({local} if {local} is not None else ({local} := {text}))"
+        text = _read_once(local, _own_field_text(src.field, src.component))
         test = f"{text} {'in' if equals[2] else 'not in'} {name}_values"
-    return f"({name}(ctx) if preps is None else {test})"
+    return f"({name}(ctx) if placed is None else {test})"
 
 
 def _own_field_valued(fld: int, comp: int | None) -> str:
     """Whether the first repetition (or its component) of an own field is valued, as Source.read (binds _v)."""
     first = f"(_v := _r[0]{'' if comp is None else f'[{comp}]'})"
-    return f"(bool(_r := preps({fld})) and {first}.raw != '' and _v.raw != '\"\"')"
+    return f"(bool(_r := {_own_reps(fld)}) and {first}.raw != '' and _v.raw != '\"\"')"
+
+
+def _own_reps(fld: int) -> str:
+    """The repetitions of an own field: SegmentPlace.reps on the place's cache (`placed`), inlined."""
+    return f"(placed[{fld}] if {fld} in placed else placed.setdefault({fld}, seg.reps({fld})))"
 
 
 def _own_field_text(fld: int, comp: int | None) -> str:
@@ -553,17 +559,24 @@ def _own_field_text(fld: int, comp: int | None) -> str:
     return f"(_v.text.strip() if {_own_field_valued(fld, comp)} else '')"
 
 
-def _hoisted_equals(m: Map, own: str | None) -> dict[tuple[int, int | None], str]:
-    """Own fields (field, component) that `=` clauses of two rows or more test, each with a local name."""
-    counts: dict[tuple[int, int | None], int] = {}
+def _read_once(local: str | None, text: str) -> str:
+    """The expression text, kept in local on first use when local is not None (a hoisted `=` text)."""
+    return text if local is None else f"({local} if {local} is not None else ({local} := {text}))"
+
+
+def _hoisted_equals(m: Map, own: str | None) -> dict[tuple[int | None, int | None], str]:
+    """Own fields (field, component) of a segment map, or components (None, component) of a datatype
+    map's value, that `=` clauses of two rows or more test, each with a local name."""
+    counts: dict[tuple[int | None, int | None], int] = {}
     for row in m.rows:
         for clause in getattr(row.when, "clauses", None) or ([row.when] if row.when is not None else []):
             equals = getattr(clause, "equals", None)
             src = equals[0] if equals is not None else None
-            if src is not None and src.segment == own and src.repetition is None and src.subcomponent is None:
+            if (src is not None and src.segment == own and src.repetition is None and src.subcomponent is None
+                    and (own is not None or src.component is not None)):
                 key = (src.field, src.component)
                 counts[key] = counts.get(key, 0) + 1
-    return {key: f"_eq{key[0]}_{key[1] or 0}" for key, n in counts.items() if n > 1}
+    return {key: f"_eq{key[0] or 0}_{key[1] or 0}" for key, n in counts.items() if n > 1}
 
 
 def _component_text(pieces: list[str], k: int, leaf_sep: str | None, delims: Any) -> str:
@@ -581,16 +594,21 @@ def _component_text(pieces: list[str], k: int, leaf_sep: str | None, delims: Any
 
 
 def _text_evaluator(row: Row) -> tuple[Callable[..., Any] | None, str] | None:
-    """(function, call with F for it) when a row converts the decoded text of its value with a
-    primitive (`_evaluator`'s base for a `type:` primitive or no type; format/vocab follow it)."""
-    if row.value is not None or row.fn is not None:
+    """(function, call with {F} for it and {A} for the row's args) when a row converts the decoded text
+    of its value with a primitive or a function's text form (functions.TEXT_FORMS), as `_evaluator`'s
+    base for the row would; format/vocab follow it."""
+    if row.value is not None:
         return None
+    if row.fn is not None:
+        form = functions.TEXT_FORMS.get(row.fn)
+        return (form, "{F}(text, {A})") if form is not None else None
     if row.type is None:
         return None, "(text.strip() or None)"  # no type: the stripped text, as primitives.string
     primitive = PRIMITIVES.get(row.type)
     if primitive is None:
-        return None
-    return primitive, ("_zoned_time(F, text, ctx.state)" if row.type in ZONED else "F(text)")
+        form = functions.TEXT_FORMS.get(functions.CONVERTERS.get(row.type))  # type: ignore[arg-type]
+        return (form, "{F}(text, {{}})") if form is not None else None  # a converter gets no args
+    return primitive, ("_zoned_time({F}, text, ctx.state)" if row.type in ZONED else "{F}(text)")
 
 
 def _evaluation_lines(row: Row, i: int, env: dict[str, Any], specs: Specs) -> list[str]:

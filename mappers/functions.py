@@ -6,14 +6,15 @@ Three registries, each checked when specs load:
 - CONVERTERS `type: name` on a row: f(ctx, value, args) -> FHIR value or None
 - PREDICATES `when: name(PATH)`: f(ctx, value) -> bool
 The family modules (functions_orders, functions_encounters) declare the same three dicts, merged
-into these at import (`_add_family`; a name may be registered once).
+into these at import (`_add_family`; a name may be registered once). A function of its value's
+text alone is written on the text and registered through `of_text` (TEXT_FORMS).
 """
 from __future__ import annotations
 
 import base64
 import binascii
 import hashlib
-from functools import lru_cache
+from functools import lru_cache, update_wrapper
 from types import ModuleType
 from urllib.parse import quote
 from typing import TYPE_CHECKING, Any, Callable
@@ -27,9 +28,29 @@ if TYPE_CHECKING:
 Fn = Callable[["Context", "Value | None", dict[str, Any]], Any]
 
 
-def coding_system(ctx: Context, value: Value | None, args: dict[str, Any]) -> str | None:
+TextForm = Callable[[str, dict[str, Any]], Any]
+
+# The functions that read only their value's decoded text, each with its form on that text: a
+# compiled map hands such a form the text it reads from the raw message, without making a Value
+# (engine._text_evaluator).
+TEXT_FORMS: dict[Fn, TextForm] = {}
+
+
+def of_text(form: TextForm) -> Fn:
+    """The registry function (ctx, value, args) of a function of the value's text alone (TEXT_FORMS)."""
+
+    def on_value(ctx: Context, value: Value | None, args: dict[str, Any]) -> Any:
+        return form(value.text, args) if value is not None else None
+
+    update_wrapper(on_value, form)
+    TEXT_FORMS[on_value] = form
+    return on_value
+
+
+@of_text
+def coding_system(text: str, args: dict[str, Any]) -> str | None:
     """CWE.3/CWE.6/CWE.12 coding-system name (table 0396) -> Coding.system URI (IG CWE[CodeableConcept] note)."""
-    return vocab.system_uri(value.text) if value is not None else None  # a blank name gives None
+    return vocab.system_uri(text)  # a blank name gives None
 
 
 def text_lines(ctx: Context, value: Value | None, args: dict[str, Any]) -> str | None:
@@ -49,20 +70,22 @@ def message_hash(ctx: Context, value: Value | None, args: dict[str, Any]) -> str
 
 
 def message_summary(ctx: Context, value: Value | None, args: dict[str, Any]) -> str:
-    """A display for the source message: type, control id, sender."""
-    msg = ctx.message
-    sender = "/".join(p for p in (msg.msh.get(3), msg.msh.get(4)) if p)
-    return f"HL7 v2 {msg.message_type} message {msg.control_id}" + (f" from {sender}" if sender else "")
+    """A display for the source message: type, control id, sender (made once per conversion: two rows read it)."""
+    state = ctx.state
+    summary = state.summary
+    if summary is None:
+        msg = state.message
+        sender = "/".join(p for p in (msg.msh.get(3), msg.msh.get(4)) if p)
+        summary = state.summary = f"HL7 v2 {msg.message_type} message {msg.control_id}" + (f" from {sender}" if sender else "")
+    return summary
 
 
-def v2_table(ctx: Context, value: Value | None, args: dict[str, Any]) -> dict[str, Any] | None:
+@of_text
+def v2_table(text: str, args: dict[str, Any]) -> dict[str, Any] | None:
     """A code from a v2 table as a Coding (or CodeableConcept with args.concept) in its THO system."""
-    if value is None:
-        return None
-    text = value.text
     if not text.strip():
         return None
-    coding = vocab.table_coding(str(args["table"]), text, value[2].text if args.get("display_component") else None)
+    coding = vocab.table_coding(str(args["table"]), text)
     return {"coding": [coding]} if args.get("concept") else coding
 
 

@@ -37,25 +37,27 @@ class SpecError(ValueError):
 
 
 class Constant:
-    """A constant from a spec; objects are copied on use so resources never share them."""
+    """A constant from a spec, as JSON has it; objects are copied on use so resources never share them."""
 
-    __slots__ = ("_value", "_blob", "get")
+    __slots__ = ("_value", "get")
 
     def __init__(self, value: Any) -> None:
         self._value = value
-        self._blob = orjson.dumps(value) if isinstance(value, (dict, list)) else None
-        if self._blob is None:
+        if not isinstance(value, (dict, list)):
             self.get = self._scalar
         elif isinstance(value, dict) and all(v.__class__ in _JSON_SCALARS for v in value.values()):
             self.get = value.copy  # a flat object of JSON scalars (a Coding): a shallow copy is a full copy
         else:
-            self.get = self._loads
+            self.get = _literal(orjson.loads(orjson.dumps(value)))
 
     def _scalar(self) -> Any:
         return self._value
 
-    def _loads(self) -> Any:
-        return orjson.loads(self._blob)  # type: ignore[arg-type]
+
+def _literal(value: Any) -> Callable[[], Any]:
+    """A function building a new copy of a JSON value at each call: the value's Python literal, compiled
+    once (the repr of JSON's strings, finite numbers, booleans, null, objects and arrays is one)."""
+    return eval(compile(f"lambda: {value!r}", "<spec constant>", "eval"), {})  # noqa: S307
 
 
 @dataclass(slots=True)
