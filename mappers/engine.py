@@ -14,8 +14,9 @@ check that both agree on the whole corpus). The generated code tests emptiness a
 clauses on the raw strings the reader split (a segment map: on its own segment's fields),
 converts one component's (or its own segment's field's) text with a primitive or a function's
 text form (functions.TEXT_FORMS) without making a Value, evaluates each row inline (constant,
-function, converter, primitive, `format`, `vocab`), hands a datatype map row's map the value with the row's own Context, and writes at the target
-path with that path's own generated statements (mappers.paths.TargetPath.write_lines), without
+function, converter, primitive, `format`, `vocab`), hands a datatype map row's map the value
+with the row's own Context, and writes at the target path with that path's own generated
+statements (mappers.paths.TargetPath.write_lines), without
 the first-value-wins test where nothing can be there yet; a segment map skips rows whose field
 of its own segment is empty before anything else; an own field that several `=` clauses test is
 read once per run, and a component that several rows hand on is one Value. Field repetitions, scope
