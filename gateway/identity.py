@@ -130,7 +130,7 @@ def event_role(message: Message) -> str:
     return "update"
 
 
-def order_rules(requests: list[BundleEntryRequest], message: Message) -> dict[str, str]:
+def _order_rules(requests: list[BundleEntryRequest], message: Message) -> dict[str, str]:
     """"Type/id" -> UPDATE for each order the message names without stating it (data file "orders", module docstring)."""
     owners = _events()["orders"]
     return {r.url: UPDATE for r in requests if r.method == "PUT" and "?" not in r.url
@@ -194,7 +194,8 @@ def merge_encounter(stored: dict[str, Any] | None, incoming: dict[str, Any]) -> 
 
 
 def merge_named(stored: dict[str, Any] | None, incoming: dict[str, Any], rule: str) -> dict[str, Any]:
-    """The resource to store when a message only names it (module docstring): "update" or "fill"; identifiers unioned."""
+    """The resource to store when a message names it without stating it (module docstring): "update" or "fill";
+    identifiers unioned."""
     if stored is None:
         return incoming
     result = {k: v for k, v in stored.items() if k != "meta"}
@@ -360,7 +361,8 @@ def _merge_encounters(requests: list[BundleEntryRequest], message: Message, repo
 
 
 def _merge_named(requests: list[BundleEntryRequest], named: dict[str, str], repository: Repository) -> list[BundleEntryRequest]:
-    """Each resource the message only names adds to its stored copy by its rule (module docstring).
+    """Each resource the message names without stating it (an order, a practitioner, a parent) merges into its
+    stored copy by its rule (module docstring).
 
     Reads come from the ingest unit's prefetch, which has locked every PUT target (on PostgreSQL an id
     not stored yet too), so two messages naming one resource merge into it one after the other."""
@@ -382,14 +384,15 @@ def resolve(
     requests: list[BundleEntryRequest], message: Message, repository: Repository, strong_identifiers: str,
     *, mapped: list[BundleEntryRequest] | None = None, named: dict[str, str] | None = None,
 ) -> tuple[list[BundleEntryRequest], list[str]]:
-    """Apply the identity rules (and the Encounter and named-resource rules) to one message's requests; returns the requests to store and log notes.
+    """Apply the identity rules (and the Encounter, order and named-resource rules) to one message's requests;
+    returns the requests to store and log notes.
 
     `mapped` is the message's Bundle before the ingest order guard left out Patients that newer
     data has overtaken: their demographics stay as stored, but the message's identity operations
     (merge, link, unlink) still apply to them. `named`: the resources the message only names, with
     their rule (mappers ConversionReport.named). Must run inside the transaction that stores the
     requests (its reads and writes are one unit)."""
-    rules = {**order_rules(requests, message), **(named or {})}
+    rules = {**_order_rules(requests, message), **(named or {})}
     requests = _merge_named(_merge_encounters(requests, message, repository), rules, repository)
     patients = _patient_puts(mapped if mapped is not None else requests)
     if not patients:
