@@ -179,6 +179,14 @@ class Context:
     def message(self) -> Message:
         return self.state.message
 
+    def add_resource(self, resource_type: str, body: dict[str, Any], clean: bool = False) -> dict[str, str]:
+        """Register a resource a function made from a datatype (add_resource); a Reference to it."""
+        return add_resource(self.state, resource_type, body, clean)
+
+    def convert(self, type_name: str, value: Value | None) -> Any:
+        """A value through a primitive, converter or map by name, as a row's `type` (convert)."""
+        return convert(type_name, value, self)
+
 
 def _nearest(candidates: list[Any], path: Path, index: int) -> Any:
     """Scope rule: innermost group level first; at a level, the latest before index, else the first after."""

@@ -198,14 +198,17 @@ def location_hierarchy(ctx: Context, value: Value | None, args: dict[str, Any]) 
     return location_chain(ctx, value, args["levels"])
 
 
-_add_resource: Callable[..., dict[str, str]] | None = None  # mappers.engine.add_resource, bound on first use
+def care_locations(ctx: Context, value: Value | None, args: dict[str, Any]) -> dict[str, str] | None:
+    """NDL -> the role's Location chain (IG NDL[PractitionerRole] NDL.4-7, NDL.10, NDL.11; NDL.9 maps nothing)."""
+    if value is None:
+        return None
+    return location_chain(ctx, value, args["levels"], blank=9)
 
 
 def location_chain(ctx: Context, value: Value, levels: list[list[Any]], blank: int | None = None) -> dict[str, str] | None:
     """location_hierarchy of a composite whose levels are its components (PL, NDL); component
     `blank` is read as empty (a component the IG maps to nothing, NDL.9); PL.9 describes the most
     specific level."""
-    global _add_resource
     present = []
     for comp, physical in levels:
         comp = int(comp)
@@ -215,8 +218,6 @@ def location_chain(ctx: Context, value: Value, levels: list[list[Any]], blank: i
             present.append((comp, subs, name, physical))
     if not present:
         return None
-    if _add_resource is None:  # a late import costs ~8K instructions a call: done once
-        from mappers.engine import add_resource as _add_resource  # the engine imports this module
     state = ctx.state
     made = state.locations
     system = _location_system(state.facility)
@@ -250,7 +251,7 @@ def location_chain(ctx: Context, value: Value, levels: list[list[Any]], blank: i
         if parent_ref is not None:
             body["partOf"] = parent_ref
         # every value above is a non-empty text but the level's physicalType code from the spec
-        parent_ref = _add_resource(state, "Location", body, bool(physical))
+        parent_ref = ctx.add_resource("Location", body, bool(physical))
         made[key] = parent_ref["reference"]
     return parent_ref
 
@@ -364,6 +365,7 @@ FUNCTIONS: dict[str, Fn] = {
     "media_type": media_type,
     "encapsulated_data": encapsulated_data,
     "location_hierarchy": location_hierarchy,
+    "care_locations": care_locations,
     "coding_system": coding_system,
     "us_core_race_ethnicity": us_core_race_ethnicity,
     "assembled_name": assembled_name,

@@ -24,15 +24,13 @@ UNITS_OF_TIME = frozenset({"s", "min", "h", "d", "wk", "mo", "a"})  # R4 ValueSe
 def field_as(ctx: Context, value: Value | None, args: dict[str, Any]) -> Any:
     """Another field of the current segment (args.field) through args.type, e.g. the drug code
     an ingredient strength belongs to (Medication.ingredient.item, R4 12.x Medication)."""
-    from mappers.engine import convert  # late import: the engine imports the function registry
-
     seg = ctx.segment
     if value is None or seg is None:
         return None
     reps = seg.reps(int(args["field"]))
     if not reps or not reps[0].raw or reps[0].is_null:
         return None
-    return convert(str(args["type"]), reps[0], ctx)
+    return ctx.convert(str(args["type"]), reps[0])
 
 
 def _unit_code(unit: Value) -> str | None:
@@ -198,24 +196,13 @@ def in_order_document(ctx: Context, value: Value | None) -> bool:
     return before >= 0 and segments[before].id == "ORC" and after < len(segments) and segments[after].id == "OBR"
 
 
-def care_locations(ctx: Context, value: Value | None, args: dict[str, Any]) -> dict[str, str] | None:
-    """NDL -> the role's Location chain (IG NDL[PractitionerRole] NDL.4-7, NDL.10, NDL.11; NDL.9 maps nothing)."""
-    from mappers.functions import location_chain  # late import: that module imports this one
-
-    if value is None:
-        return None
-    return location_chain(ctx, value, args["levels"], blank=9)
-
-
 def located_at_address(ctx: Context, value: Value | None, args: dict[str, Any]) -> dict[str, str] | None:
     """PL -> its Location chain (IG PL[Location]), the most specific level with the address of another
     field of the segment (args.address, XAD[Address]): IG RXA[Immunization] RXA-27 location[1](Location),
     RXA-28 location[1](Location.address)."""
-    from mappers.engine import convert  # late import: the engine imports the function registry
-
     if value is None:
         return None
-    place = convert("PL[Location]", value, ctx)
+    place = ctx.convert("PL[Location]", value)
     address = field_as(ctx, value, {"field": args["address"], "type": "XAD[Address]"})
     if place is not None and address:
         ctx.state.made[place["reference"]].setdefault("address", address)
@@ -223,7 +210,6 @@ def located_at_address(ctx: Context, value: Value | None, args: dict[str, Any]) 
 
 
 FUNCTIONS: dict[str, Fn] = {
-    "care_locations": care_locations,
     "located_at_address": located_at_address,
     "explicit_time": explicit_time,
     "explicit_times": explicit_times,
