@@ -4,8 +4,11 @@ Concurrency: every write unit is one READ COMMITTED transaction; an update first
 resource row (SELECT ... FOR UPDATE) and then reads the current version with a fresh statement,
 so concurrent writers of one resource queue up and each makes the next version (no lost
 update). Creating a not-yet-existing id, and conditional creates/updates, take a transaction-
-scoped advisory lock on the id or the criteria, so two processes cannot both create. Reads run
-in REPEATABLE READ so total and page come from one snapshot. One connection per thread.
+scoped advisory lock on the id or the criteria, so two processes cannot both create; a Bundle that
+read the id as absent before waiting for that lock finds it taken when it inserts (23505), and
+like a deadlock (40P01) or a serialisation failure (40001) that rolls its unit back whole to run
+again (TransientConflict, engine.retrying). Reads run in REPEATABLE READ so total and page come
+from one snapshot. One connection per thread.
 Index rows and versions are written with COPY.
 """
 from __future__ import annotations
@@ -96,7 +99,7 @@ class PostgreSQLRepository(SqlStore):
                 unit = self._local.unit = SqlUnit(self, conn, write)
                 yield unit
                 unit.flush()
-        except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure) as error:
+        except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure, psycopg.errors.UniqueViolation) as error:
             raise TransientConflict(f"a concurrent transaction got in the way ({error.sqlstate}); the unit was rolled back") from None
         finally:
             self._local.unit = None
@@ -154,27 +157,18 @@ class PostgreSQLRepository(SqlStore):
             (resource_type, ids),
         )
 
-    def lock_absent(self, conn: Any, keys: list[tuple[str, str]]) -> dict[tuple[str, str], tuple[int, Version]]:
-        if not keys:
-            return {}
-        conn.execute(  # in a fixed order, so two transactions cannot deadlock on them
-            "SELECT pg_advisory_xact_lock(hashtext(k)) FROM (SELECT k FROM unnest(%s::text[]) AS k ORDER BY k) AS s",
-            (sorted(f"{t}/{i}" for t, i in keys),),
-        )
-        # a creator whose lock it waited for may have committed some meanwhile: read (and lock) those, in one query
-        rows = conn.execute(
-            "SELECT r.rid, r.resource_type, r.id, r.version_id, v.last_updated, v.method, v.resource FROM resources r "
-            "JOIN versions v ON v.rid = r.rid AND v.version_id = r.version_id "
-            "WHERE (r.resource_type, r.id) IN (SELECT * FROM unnest(%s::text[], %s::text[])) ORDER BY r.rid FOR UPDATE OF r",
-            ([t for t, _ in keys], [i for _, i in keys]),
-        ).fetchall()
-        versions = self._version_rows([row[1:] for row in rows])
-        return {(v.resource_type, v.id): (row[0], v) for row, v in zip(rows, versions)}
+    def lock_absent(self, conn: Any, keys: list[tuple[str, str]]) -> None:
+        if keys:  # in a fixed order, so two transactions cannot deadlock on them
+            conn.execute(
+                "SELECT pg_advisory_xact_lock(hashtext(k)) FROM (SELECT k FROM unnest(%s::text[]) AS k ORDER BY k) AS s",
+                (sorted(f"{t}/{i}" for t, i in keys),),
+            )
 
     def fetch_current(self, conn: Any, resource_type: str, resource_id: str, lock: bool) -> tuple[int, Version] | None:
         if lock:
-            lock_row = "SELECT rid FROM resources WHERE resource_type = %s AND id = %s FOR UPDATE"
-            if conn.execute(lock_row, (resource_type, resource_id)).fetchone() is None:
+            locked = conn.execute(
+                "SELECT rid FROM resources WHERE resource_type = %s AND id = %s FOR UPDATE", (resource_type, resource_id)
+            ).fetchone()
+            if locked is None:
                 self.lock_key(conn, f"{resource_type}/{resource_id}")  # serialise creators of this id
-                conn.execute(lock_row, (resource_type, resource_id))  # one it waited for may have created it
         return super().fetch_current(conn, resource_type, resource_id, lock=False)

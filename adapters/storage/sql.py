@@ -521,10 +521,9 @@ class SqlStore(VersionedStore):
         resource = None if stored is None else self.load_json(stored)
         return rid, Version(resource_type, resource_id, version_id, to_datetime(last_updated), resource, method)
 
-    def lock_absent(self, conn: Any, keys: list[tuple[str, str]]) -> dict[tuple[str, str], tuple[int, Version]]:
-        """Serialise creators of ids that do not exist yet (PostgreSQL; SQLite's write lock already does);
-        returns those of them that a creator it waited for has committed meanwhile, locked, as fetch_current_many."""
-        return {}
+    def lock_absent(self, conn: Any, keys: list[tuple[str, str]]) -> None:
+        """Serialise creators of ids that do not exist yet (PostgreSQL); SQLite's write lock already does."""
+        return None
 
     def fetch_current_many(
         self, conn: Any, keys: list[tuple[str, str]], lock: bool
@@ -548,7 +547,7 @@ class SqlStore(VersionedStore):
                 version = Version(resource_type, resource_id, version_id, to_datetime(last_updated), resource, method)
                 out[(resource_type, resource_id)] = (rid, version)
         if lock:
-            out.update(self.lock_absent(conn, [k for k in keys if k not in out]))
+            self.lock_absent(conn, [k for k in keys if k not in out])
         return out
 
     def lock_rows(self, conn: Any, resource_type: str, ids: list[str]) -> None:

@@ -548,7 +548,7 @@ def test_a_transaction_caught_in_a_deadlock_runs_again(repo: Repository, samples
 
 def test_two_bundles_creating_one_new_id_at_once_both_succeed(repo: Repository) -> None:
     """Two messages naming one new practitioner: the second Bundle waits for the first's unit (PostgreSQL:
-    its lock on the absent id), then reads the id again and makes version 2, never a duplicate-key error."""
+    its lock on the absent id, then a duplicate key, and its unit runs again) and makes version 2."""
     if isinstance(repo, MemoryRepository):
         pytest.skip("the in-memory double serialises every unit under one lock")
     url, organization = "Organization/org-new", {"resourceType": "Organization", "id": "org-new"}
