@@ -188,11 +188,6 @@ def merge_patient(stored: dict[str, Any] | None, incoming: dict[str, Any], *, sn
     return result
 
 
-def merge_encounter(stored: dict[str, Any] | None, incoming: dict[str, Any]) -> dict[str, Any]:
-    """The Encounter to store when a message that does not own the visit sends `incoming` (v2.5 2.5.3: only what is missing is added)."""
-    return merge_named(stored, incoming, FILL)
-
-
 def merge_named(stored: dict[str, Any] | None, incoming: dict[str, Any], rule: str) -> dict[str, Any]:
     """The resource to store when a message names it without stating it (module docstring): "update" or "fill";
     identifiers unioned."""
@@ -346,23 +341,18 @@ def _lock(repository: Repository, *keys: str) -> None:
                 uow.lock(key)
 
 
-def _merge_encounters(requests: list[BundleEntryRequest], message: Message, repository: Repository) -> list[BundleEntryRequest]:
-    """A message that does not own the visit: each Encounter it sends only adds to the stored one (module docstring)."""
+def _visit_rules(requests: list[BundleEntryRequest], message: Message, repository: Repository) -> dict[str, str]:
+    """"Encounter/id" -> FILL for each visit a message that does not own it sends (module docstring); locks them."""
     refs = sorted({r.url for r in requests if r.method == "PUT" and r.url.startswith("Encounter/") and "?" not in r.url and r.resource})
     if not refs or owns_visit(message):
-        return requests
+        return {}
     _lock(repository, *(f"pulsebridge.encounter|{ref}" for ref in refs))  # read-merge-write, one message at a time
-    work = _WorkingSet(repository, [], StrongIdentifiers())
-    return [
-        BundleEntryRequest(r.method, r.url, merge_encounter(work.load(r.url), r.resource or {}), r.full_url, r.if_none_exist, r.if_match)
-        if r.url in refs and r.method == "PUT" else r
-        for r in requests
-    ]
+    return dict.fromkeys(refs, FILL)
 
 
 def _merge_named(requests: list[BundleEntryRequest], named: dict[str, str], repository: Repository) -> list[BundleEntryRequest]:
-    """Each resource the message names without stating it (an order, a practitioner, a parent) merges into its
-    stored copy by its rule (module docstring).
+    """Each resource the message names without stating it (a visit, an order, a practitioner, a parent) merges
+    into its stored copy by its rule (module docstring).
 
     Reads come from the ingest unit's prefetch, which has locked every PUT target (on PostgreSQL an id
     not stored yet too), so two messages naming one resource merge into it one after the other."""
@@ -392,8 +382,8 @@ def resolve(
     (merge, link, unlink) still apply to them. `named`: the resources the message only names, with
     their rule (mappers ConversionReport.named). Must run inside the transaction that stores the
     requests (its reads and writes are one unit)."""
-    rules = {**_order_rules(requests, message), **(named or {})}
-    requests = _merge_named(_merge_encounters(requests, message, repository), rules, repository)
+    rules = {**_visit_rules(requests, message, repository), **_order_rules(requests, message), **(named or {})}
+    requests = _merge_named(requests, rules, repository)
     patients = _patient_puts(mapped if mapped is not None else requests)
     if not patients:
         return requests, []
