@@ -16,13 +16,13 @@ converts one component's (or its own segment's field's) text with a primitive or
 text form (functions.TEXT_FORMS) without making a Value, evaluates each row inline (constant,
 function, converter, primitive, `format`, `vocab`), hands a datatype map row's map the value
 with the row's own Context, and writes at the target path with that path's own generated
-statements (mappers.paths.TargetPath.write_lines), without
-the first-value-wins test where nothing can be there yet; a segment map skips rows whose field
-of its own segment is empty before anything else; an own field that several `=` clauses test is
-read once per run, and a component that several rows hand on is one Value. Field repetitions, scope
-lookups, ids and dateTime/instant conversions are cached per conversion, never across messages;
-resources stay plain dicts until orjson serialises them; the unmapped report is worked out only
-when read (mappers.report).
+statements (mappers.paths.TargetPath.write_lines), without the first-value-wins test where
+nothing can be there yet; a segment map skips rows whose field of its own segment is empty
+before anything else; an own field that several `=` clauses test is read once per run, and a
+component that several rows hand on is one Value. Field repetitions, scope lookups, ids and
+dateTime/instant conversions are cached per conversion, never across messages; resources stay
+plain dicts until orjson serialises them; the unmapped report is worked out only when read
+(mappers.report).
 """
 from __future__ import annotations
 
