@@ -342,11 +342,6 @@ def has_time(ctx: Context, value: Value | None) -> bool:
     return value is not None and len(value.text.strip()) > 8
 
 
-def has_repetitions(ctx: Context, value: Value | None) -> bool:
-    """The current segment's field (args-free: OBX-5) repeats."""
-    return value is not None and ctx.segment is not None and len(ctx.segment.reps(5)) > 1
-
-
 def as_components(ctx: Context, value: Value | None) -> bool:
     """OBX-5 repeats, so the IG's OBX[Observation-Component] applies (one component per repetition;
     an OBX-21 shared with another OBX no longer matters: each OBX is its own Observation)."""
@@ -386,7 +381,6 @@ CLEAN_RESULTS: frozenset[str] = frozenset({
 PREDICATES: dict[str, Callable[["Context", "Value | None"], bool]] = {
     "numeric": is_numeric,
     "timed": has_time,
-    "repeats": has_repetitions,
     "follows_patient": follows_patient,
     "follows_visit": follows_visit,
     "as_components": as_components,
