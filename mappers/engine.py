@@ -295,7 +295,7 @@ def compile_map(m: Map, specs: Specs) -> Callable[[Context, dict[str, Any]], Any
     """Generate, compile and cache (on m.compiled) the function applying m's rows in order."""
     env: dict[str, Any] = {"DataTypeError": DataTypeError, "_locate": _locate, "isinstance": isinstance, "M": m,
                            "unescape": unescape,
-                           "_component_text": _component_text, "Context": Context, "compile_map": compile_map,
+                           "_component_text": _component_text, "_leaf_text": _leaf_text, "Context": Context, "compile_map": compile_map,
                            "add_resource": add_resource, "merge": merge, "_zoned_time": _zoned_time, "_translate": _translate,
                            "_convert_map": _convert_map, "_CTX_VALUE": _CTX_VALUE}
     scalars = any(row.target is None for row in m.rows)
@@ -377,11 +377,7 @@ def compile_map(m: Map, specs: Specs) -> Callable[[Context, dict[str, Any]], Any
             lines.append(f"{indent}if pieces[{k}] != '\"\"':")
             indent += "    "
             if text_row:  # a primitive from one component: its decoded text, without a Value (= Value.text)
-                lines += [
-                    f"{indent}text = pieces[{k}].partition(leaf_sep)[0] if leaf_sep else pieces[{k}]",
-                    f"{indent}if delims is not None and delims.escape in text:",
-                    f"{indent}    text = unescape(text, delims)",
-                ]
+                lines.append(f"{indent}text = pieces[{k}] if plain else _leaf_text(pieces[{k}], leaf_sep, delims)")
             elif row.value is None:  # a constant needs no Value; rows sharing a component share its Value
                 if shared.get(k, 0) > 1:
                     lines.append(f"{indent}value = _c{k} if _c{k} is not None else (_c{k} := whole[{k + 1}])")
@@ -392,9 +388,10 @@ def compile_map(m: Map, specs: Specs) -> Callable[[Context, dict[str, Any]], Any
             # Value (= whole[k][s].text: a component of a component-level value is a leaf, its own first part)
             text_row, sub = True, row.source.subcomponent
             first = f"pieces[{k}].partition(leaf_sep)[0]" if sub == 1 else f"(_p[{sub - 1}] if len(_p := pieces[{k}].split(leaf_sep)) > {sub - 1} else '')"
-            lines += [f"{indent}text = {first} if leaf_sep else {f'pieces[{k}]' if sub == 1 else repr('')}",
+            plain_text = f"pieces[{k}]" if sub == 1 else repr("")  # no leaf separator in it: the component is its first leaf
+            lines += [f"{indent}text = {plain_text} if plain else {first} if leaf_sep else {plain_text}",
                       f"{indent}if text != '' and text != '\"\"':",
-                      f"{indent}    if delims is not None and delims.escape in text:",
+                      f"{indent}    if not plain and delims is not None and delims.escape in text:",
                       f"{indent}        text = unescape(text, delims)"]
             indent += "    "
         elif k >= 0:  # a subcomponent of a valued component (XPN.1.1): Source.read, inlined, without splitting the other components
@@ -481,19 +478,36 @@ def compile_map(m: Map, specs: Specs) -> Callable[[Context, dict[str, Any]], Any
 # own only child, as in Value.parts), `leaf_sep` the separator ending a child's first leaf (None for
 # a leaf), `delims` its delimiters (None for a literal). A child's text is then
 # `raw.partition(leaf_sep)[0]`, unescaped when it holds the escape character: Value.text, inlined.
+# `plain`: the value as sent holds neither, so each child is its own text (two scans of the whole
+# instead of a partition and a scan per child read).
 _SPLIT_LINES = (
     "if whole is None:",
-    "    pieces, leaf_sep, delims = (), None, None",
+    "    pieces, leaf_sep, delims, plain = (), None, None, True",
     "else:",
     "    pieces = whole._pieces",
     "    if pieces is None:",
     "        pieces = whole.pieces()",
     "    delims = whole._d",
+    "    raw = whole.raw",
     "    if pieces is None:",
-    "        pieces, leaf_sep = [whole.raw], None",
+    "        pieces, leaf_sep = [raw], None",
+    "        plain = delims is None or delims.escape not in raw",
+    f"    elif whole._level == {COMPONENT - 1}:",
+    "        leaf_sep = delims.subcomponent",
+    "        plain = leaf_sep not in raw and delims.escape not in raw",
     "    else:",
-    f"        leaf_sep = delims.subcomponent if whole._level == {COMPONENT - 1} else None",
+    "        leaf_sep = None",
+    "        plain = delims.escape not in raw",
 )
+
+
+def _leaf_text(raw: str, leaf_sep: str | None, delims: Any) -> str:
+    """A child's decoded first leaf (see _SPLIT_LINES) when the value is not `plain`."""
+    if leaf_sep:
+        raw = raw.partition(leaf_sep)[0]
+    if delims is not None and delims.escape in raw:
+        raw = unescape(raw, delims)
+    return raw
 
 
 def _inline_condition(when: Any, env: dict[str, Any] | None = None, name: str = "", own: str | None = None,
@@ -534,7 +548,7 @@ def _inline_condition(when: Any, env: dict[str, Any] | None = None, name: str = 
         else:
             if env is not None:
                 env[f"{name}{j}"] = equals[1]
-            text = _read_once((hoisted or {}).get((src.field, src.component)), f"_component_text(pieces, {k}, leaf_sep, delims)")
+            text = _read_once((hoisted or {}).get((src.field, src.component)), _plain_component_text(k))
             tests.append(f"{text} {'in' if equals[2] else 'not in'} {name}{j}")
     return " and ".join(tests) if inlined else None
 
@@ -586,6 +600,12 @@ def _hoisted_equals(m: Map, own: str | None) -> dict[tuple[int | None, int | Non
                 key = (src.field, src.component)
                 counts[key] = counts.get(key, 0) + 1
     return {key: f"_eq{key[0] or 0}_{key[1] or 0}" for key, n in counts.items() if n > 1}
+
+
+def _plain_component_text(k: int) -> str:
+    """The expression for `_component_text` of component k, inlined when the value is `plain`."""
+    return (f"((pieces[{k}].strip() if pieces[{k}] != '\"\"' else '') if nparts > {k} else '') if plain "
+            f"else _component_text(pieces, {k}, leaf_sep, delims)")
 
 
 def _component_text(pieces: list[str], k: int, leaf_sep: str | None, delims: Any) -> str:
