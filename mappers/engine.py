@@ -301,9 +301,14 @@ def compile_map(m: Map, specs: Specs) -> Callable[[Context, dict[str, Any]], Any
     scalars = any(row.target is None for row in m.rows)
     lines = ["    scalar = None"] if scalars else []
     calls_with_ctx = 0  # calls of what reads the value through ctx (W, C, S: a clause or a read not inlined)
-    if any(row.part >= 0 for row in m.rows) or any(_inline_condition(row.when) for row in m.rows if row.when is not None):
+    # datatype maps handed the value or a component as split below (_split_callee), not as a Value
+    callees = [None if m.is_segment else _split_callee(row, specs) for row in m.rows]
+    prologue: list[str] = []
+    if (any(row.part >= 0 for row in m.rows) or any(_inline_condition(row.when) for row in m.rows if row.when is not None)
+            or any(callees)):
         # the value's components as sent (raw strings), split once; Values are made only for rows that need them
-        lines += [*("    " + line for line in _SPLIT_LINES), "    nparts = len(pieces)"]
+        prologue = ["    " + line for line in _SPLIT_LINES]
+        lines.append("    nparts = len(pieces)")
     own_rows = m.is_segment and any(r.source is not None and r.source.segment == m.datatype for r in m.rows)
     own = m.datatype if m.is_segment else None
     own_conditions = own is not None and any(_inline_condition(row.when, own=own) for row in m.rows if row.when is not None)
@@ -325,9 +330,9 @@ def compile_map(m: Map, specs: Specs) -> Callable[[Context, dict[str, Any]], Any
     record_out = m.is_segment or bool(entries)  # out may be ctx.record.resource, which functions write into
     # components that several rows hand on as a Value (CX.4 to system and assigner): made once per run, when first read
     shared: dict[int, int] = {}
-    for row in m.rows:
+    for row, callee in zip(m.rows, callees):
         if (row.part >= 0 and row.source is not None and row.source.subcomponent is None and row.value is None
-                and _text_evaluator(row) is None):
+                and _text_evaluator(row) is None and callee is None):
             shared[row.part] = shared.get(row.part, 0) + 1
     lines += [f"    _c{k} = None" for k, n in shared.items() if n > 1]
     for i, row in enumerate(m.rows):
@@ -372,13 +377,14 @@ def compile_map(m: Map, specs: Specs) -> Callable[[Context, dict[str, Any]], Any
                       f"{indent}if text is not None:"]
             indent += "    "
         elif row.source is None:
-            lines.append(f"{indent}value = whole")  # datatype maps: the value itself; segment maps: None
+            if callees[i] is None and row.value is None:
+                lines.append(f"{indent}value = whole")  # datatype maps: the value itself; segment maps: None
         elif single:
             lines.append(f"{indent}if pieces[{k}] != '\"\"':")
             indent += "    "
             if text_row:  # a primitive from one component: its decoded text, without a Value (= Value.text)
                 lines.append(f"{indent}text = pieces[{k}] if plain else _leaf_text(pieces[{k}], leaf_sep, delims)")
-            elif row.value is None:  # a constant needs no Value; rows sharing a component share its Value
+            elif row.value is None and callees[i] is None:  # a constant needs no Value; rows sharing a component share its Value
                 if shared.get(k, 0) > 1:
                     lines.append(f"{indent}value = _c{k} if _c{k} is not None else (_c{k} := whole[{k + 1}])")
                 else:
@@ -422,6 +428,8 @@ def compile_map(m: Map, specs: Specs) -> Callable[[Context, dict[str, Any]], Any
             env[f"T{i}"], call = _text_evaluator(row)  # type: ignore[misc]
             env[f"A{i}"] = row.args
             body = [f"result = {call.format(F=f'T{i}', A=f'A{i}')}", *_format_vocab_lines(row, i, env)]
+        elif callees[i] is not None:
+            body = [*_split_call_lines(callees[i], row, i, env, specs), *_format_vocab_lines(row, i, env)]
         else:
             body = _evaluation_lines(row, i, env, specs)
         if not clean:  # what it writes (or writes itself) gets the full prune
@@ -466,12 +474,67 @@ def compile_map(m: Map, specs: Specs) -> Callable[[Context, dict[str, Any]], Any
     # the map reads `whole`: ctx.value, or the value a compiled map hands it with that map's context
     # (a datatype map gets a Context of its own only when something reads its value through ctx)
     own_context = ["    elif whole is not ctx.value:", "        ctx = ctx.with_value(whole)"] if m.is_segment or calls_with_ctx else []
-    lines = ["def run(ctx, out, whole=_CTX_VALUE):", "    if whole is _CTX_VALUE:", "        whole = ctx.value", *own_context, *lines]
+    split_only = _split_only(m, specs)
+    body = lines
+    lines = ["def run(ctx, out, whole=_CTX_VALUE):", "    if whole is _CTX_VALUE:", "        whole = ctx.value", *own_context, *prologue, *body]
+    if split_only:  # the same rows on a split a caller hands over (_split_call_lines)
+        lines += ["", "", "def run_split(ctx, out, pieces, leaf_sep, delims, plain):", *body]
     source, filename = "\n".join(lines) + "\n", f"<map {m.name}>"
     exec(compile(source, filename, "exec"), env)  # noqa: S102 - code generated above from checked specs
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)  # readable tracebacks
     m.compiled = env["run"]
+    if split_only:
+        m.compiled.split = env["run_split"]  # type: ignore[attr-defined]
     return m.compiled
+
+
+def _split_only(m: Map, specs: Specs, seen: frozenset[int] = frozenset()) -> bool:
+    """Whether a datatype map reads nothing of its value but the split (_SPLIT_LINES): its rows are
+    text rows, constants of the value or a component, and split-only maps of either, under
+    conditions inlined on components (so it never reads the value through ctx)."""
+    if m.is_segment or m.build is not None or id(m) in seen:
+        return False
+    seen = seen | {id(m)}
+    for row in m.rows:
+        if row.when is not None and "(ctx)" in (_inline_condition(row.when) or "(ctx)"):
+            return False
+        src, k = row.source, row.part
+        if src is not None and k < 0:
+            return False
+        if k >= 0 and _text_evaluator(row) is not None:
+            continue
+        if src is not None and src.subcomponent is not None:
+            return False
+        if row.value is None and _split_callee(row, specs, seen) is None:
+            return False
+    return True
+
+
+def _split_callee(row: Row, specs: Specs, seen: frozenset[int] = frozenset()) -> Map | None:
+    """The datatype map a datatype map's row hands its value (no source) or a component to, when that map
+    is split-only: it is then called with the split (_split_call_lines) instead of a Value."""
+    if row.value is not None or row.fn is not None or row.type is None or row.type in PRIMITIVES or row.type in functions.CONVERTERS:
+        return None
+    if row.source is not None and (row.part < 0 or row.source.subcomponent is not None):
+        return None
+    m = specs.maps[row.type]
+    return m if _split_only(m, specs, seen) else None
+
+
+def _split_call_lines(callee: Map, row: Row, i: int, env: dict[str, Any], specs: Specs) -> list[str]:
+    """Statements setting `result` from the callee's run_split on the value's split (no source) or on
+    component k's, as Value.pieces would split whole[k + 1] (a child holds the escape only where its parent does)."""
+    env[f"SP{i}"] = (callee.compiled or compile_map(callee, specs)).split  # type: ignore[attr-defined]
+    if row.source is None:
+        call = [f"result = SP{i}(ctx, {{}}, pieces, leaf_sep, delims, plain) if nparts else None"]
+    else:
+        k = row.part
+        call = [f"_raw = pieces[{k}]",
+                f"result = SP{i}(ctx, {{}}, [_raw] if plain or not leaf_sep else _raw.split(leaf_sep), None, delims, "
+                "plain or delims.escape not in _raw)"]
+    if callee.resource is not None:
+        call += ["if result is not None:", f"    result = add_resource(ctx.state, {callee.resource!r}, result, {map_clean(callee, specs)})"]
+    return call
 
 
 # The value a datatype map reads, split in the compiled map: `pieces` its raw children (a leaf is its
