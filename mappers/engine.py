@@ -302,10 +302,11 @@ def compile_map(m: Map, specs: Specs) -> Callable[[Context, dict[str, Any]], Any
     lines = ["    scalar = None"] if scalars else []
     calls_with_ctx = 0  # calls of what reads the value through ctx (W, C, S: a clause or a read not inlined)
     # datatype maps handed the value or a component as split below (_split_callee), not as a Value
-    callees = [None if m.is_segment else _split_callee(row, specs) for row in m.rows]
+    callees = [_split_callee(row, specs) if not m.is_segment and (row.source is None or (row.part >= 0 and row.source.subcomponent is None))
+               or m.is_segment and _own_whole_field(m, row) else None for row in m.rows]
     prologue: list[str] = []
     if (any(row.part >= 0 for row in m.rows) or any(_inline_condition(row.when) for row in m.rows if row.when is not None)
-            or any(callees)):
+            or not m.is_segment and any(callees)):
         # the value's components as sent (raw strings), split once; Values are made only for rows that need them
         prologue = ["    " + line for line in _SPLIT_LINES]
         lines.append("    nparts = len(pieces)")
@@ -376,6 +377,30 @@ def compile_map(m: Map, specs: Specs) -> Callable[[Context, dict[str, Any]], Any
                       f"{indent}    text = _vs[0].text if (_vs := S{i}(ctx, False)) else None",
                       f"{indent}if text is not None:"]
             indent += "    "
+        elif callees[i] is not None and m.is_segment:
+            # a split-only map of a field of its own segment: handed the split of each repetition read
+            # from the field as sent (Source.read, Segment.reps and Value.pieces inlined), no Values made
+            env[f"S{i}"] = src.read
+            if row.every:
+                lines += [f"{indent}if fields is not None:",
+                          f"{indent}    _raws, _d = fields[{src.field}].split(sd.repetition), sd",
+                          f"{indent}else:",
+                          f"{indent}    _vs = S{i}(ctx, True)",
+                          f"{indent}    _raws = [v.raw for v in _vs]",
+                          f"{indent}    _d = _vs[0]._d if _vs else None",
+                          f"{indent}_n = -1  # the position among the valued repetitions, as Source.read counts",
+                          f"{indent}for _raw in _raws:",
+                          f"{indent}    if _raw != '' and _raw != '\"\"':",
+                          f"{indent}        _n += 1"]
+                indent += "        "
+                n_expr = "_n"
+            else:
+                lines += [f"{indent}if fields is not None:",
+                          f"{indent}    _raw, _d = fields[{src.field}].partition(sd.repetition)[0], sd",
+                          f"{indent}else:",
+                          f"{indent}    _raw, _d = (_vs[0].raw, _vs[0]._d) if (_vs := S{i}(ctx, False)) else ('', None)",
+                          f"{indent}if _raw != '' and _raw != '\"\"':"]
+                indent += "    "
         elif row.source is None:
             if callees[i] is None and row.value is None:
                 lines.append(f"{indent}value = whole")  # datatype maps: the value itself; segment maps: None
@@ -510,12 +535,19 @@ def _split_only(m: Map, specs: Specs, seen: frozenset[int] = frozenset()) -> boo
     return True
 
 
+def _own_whole_field(m: Map, row: Row) -> bool:
+    """Whether a segment map's row reads the whole first (or every) repetition of a field of its own
+    segment, MSH-1 and MSH-2 (literals) aside."""
+    src = row.source
+    return (src is not None and src.segment == m.datatype and src.repetition is None and src.component is None
+            and not (m.datatype == "MSH" and src.field <= 2))
+
+
 def _split_callee(row: Row, specs: Specs, seen: frozenset[int] = frozenset()) -> Map | None:
-    """The datatype map a datatype map's row hands its value (no source) or a component to, when that map
-    is split-only: it is then called with the split (_split_call_lines) instead of a Value."""
+    """The datatype map a row hands what it reads to, when that map is split-only: given the value (no
+    source), a component or a field of a segment map's own segment, it is then called with the split
+    (_split_call_lines) instead of a Value."""
     if row.value is not None or row.fn is not None or row.type is None or row.type in PRIMITIVES or row.type in functions.CONVERTERS:
-        return None
-    if row.source is not None and (row.part < 0 or row.source.subcomponent is not None):
         return None
     m = specs.maps[row.type]
     return m if _split_only(m, specs, seen) else None
@@ -525,7 +557,9 @@ def _split_call_lines(callee: Map, row: Row, i: int, env: dict[str, Any], specs:
     """Statements setting `result` from the callee's run_split on the value's split (no source) or on
     component k's, as Value.pieces would split whole[k + 1] (a child holds the escape only where its parent does)."""
     env[f"SP{i}"] = (callee.compiled or compile_map(callee, specs)).split  # type: ignore[attr-defined]
-    if row.source is None:
+    if row.source is not None and row.source.component is None:  # a repetition of a field of a segment map's own segment
+        call = [f"result = SP{i}(ctx, {{}}, _raw.split(_d.component), _d.subcomponent, _d, _d.subcomponent not in _raw and _d.escape not in _raw)"]
+    elif row.source is None:
         call = [f"result = SP{i}(ctx, {{}}, pieces, leaf_sep, delims, plain) if nparts else None"]
     else:
         k = row.part
