@@ -295,7 +295,7 @@ def compile_map(m: Map, specs: Specs) -> Callable[[Context, dict[str, Any]], Any
     """Generate, compile and cache (on m.compiled) the function applying m's rows in order."""
     env: dict[str, Any] = {"DataTypeError": DataTypeError, "_locate": _locate, "isinstance": isinstance, "M": m,
                            "unescape": unescape,
-                           "_component_text": _component_text, "_leaf_text": _leaf_text, "Context": Context, "compile_map": compile_map,
+                           "_component_text": _component_text, "_leaf_text": _leaf_text, "_raw_text": _raw_text, "Context": Context, "compile_map": compile_map,
                            "add_resource": add_resource, "merge": merge, "_zoned_time": _zoned_time, "_translate": _translate,
                            "_convert_map": _convert_map, "_CTX_VALUE": _CTX_VALUE}
     scalars = any(row.target is None for row in m.rows)
@@ -654,11 +654,12 @@ def _own_field_test(src: Any, valued: Any, equals: Any, name: str, local: str | 
     """A `valued` / `=` clause on the first repetition (or a component of it) of a field of the segment
     map's own segment, read from its place (`placed`) as Source.read would (an `=` clause's text from
     `local` when hoisted); the clause itself (`name`) when the map runs on another segment (placed is None)."""
+    literal = src.segment == "MSH" and src.field <= 2  # MSH-1, MSH-2: read through their Values
     if valued is not None:
-        is_valued = _own_field_valued(src.field, src.component)
+        is_valued = _own_field_valued(src.field, src.component) if literal else _own_raw_valued(src.field, src.component)
         test = is_valued if valued[1] else f"not {is_valued}"
     else:
-        text = _read_once(local, _own_field_text(src.field, src.component))
+        text = _read_once(local, _own_field_text(src.field, src.component) if literal else _own_raw_text(src.field, src.component))
         test = f"{text} {'in' if equals[2] else 'not in'} {name}_values"
     return f"({name}(ctx) if placed is None else {test})"
 
@@ -667,6 +668,28 @@ def _own_field_valued(fld: int, comp: int | None) -> str:
     """Whether the first repetition (or its component) of an own field is valued, as Source.read (binds _v)."""
     first = f"(_v := _r[0]{'' if comp is None else f'[{comp}]'})"
     return f"(bool(_r := {_own_reps(fld)}) and {first}.raw != '' and _v.raw != '\"\"')"
+
+
+def _own_raw_valued(fld: int, comp: int | None) -> str:
+    """_own_field_valued from the field as sent, without Values (binds _f to the repetition's or component's raw text)."""
+    first = f"(_f := fields[{fld}].partition(sd.repetition)[0] if nfields > {fld} else '') != ''"
+    if comp is None:
+        return f"({first} and _f != '\"\"')"
+    return f"({first} and len(_p := _f.split(sd.component)) >= {comp} and (_f := _p[{comp - 1}]) != '' and _f != '\"\"')"
+
+
+def _own_raw_text(fld: int, comp: int | None) -> str:
+    """_own_field_text from the field as sent, without Values."""
+    return f"(_raw_text(_f, sd).strip() if {_own_raw_valued(fld, comp)} else '')"
+
+
+def _raw_text(raw: str, d: Any) -> str:
+    """Value.text of a repetition or a component as sent: its first leaf, decoded."""
+    if d.component in raw:
+        raw = raw.partition(d.component)[0]
+    if d.subcomponent in raw:
+        raw = raw.partition(d.subcomponent)[0]
+    return unescape(raw, d) if d.escape in raw else raw
 
 
 def _own_reps(fld: int) -> str:
