@@ -295,7 +295,7 @@ def compile_map(m: Map, specs: Specs) -> Callable[[Context, dict[str, Any]], Any
     """Generate, compile and cache (on m.compiled) the function applying m's rows in order."""
     env: dict[str, Any] = {"DataTypeError": DataTypeError, "_locate": _locate, "isinstance": isinstance, "M": m,
                            "unescape": unescape,
-                           "_component_text": _component_text, "_leaf_text": _leaf_text, "_raw_text": _raw_text, "Context": Context, "compile_map": compile_map,
+                           "_component_text": _component_text, "_raw_text": _raw_text, "Context": Context, "compile_map": compile_map,
                            "add_resource": add_resource, "merge": merge, "_zoned_time": _zoned_time, "_translate": _translate,
                            "_convert_map": _convert_map, "_CTX_VALUE": _CTX_VALUE}
     scalars = any(row.target is None for row in m.rows)
@@ -408,7 +408,12 @@ def compile_map(m: Map, specs: Specs) -> Callable[[Context, dict[str, Any]], Any
             lines.append(f"{indent}if pieces[{k}] != '\"\"':")
             indent += "    "
             if text_row:  # a primitive from one component: its decoded text, without a Value (= Value.text)
-                lines.append(f"{indent}text = pieces[{k}] if plain else _leaf_text(pieces[{k}], leaf_sep, delims)")
+                lines += [f"{indent}text = pieces[{k}]",
+                          f"{indent}if not plain:  # not plain: delims is not None",
+                          f"{indent}    if leaf_sep and leaf_sep in text:",
+                          f"{indent}        text = text.partition(leaf_sep)[0]",
+                          f"{indent}    if delims.escape in text:",
+                          f"{indent}        text = unescape(text, delims)"]
             elif row.value is None and callees[i] is None:  # a constant needs no Value; rows sharing a component share its Value
                 if shared.get(k, 0) > 1:
                     lines.append(f"{indent}value = _c{k} if _c{k} is not None else (_c{k} := whole[{k + 1}])")
@@ -597,14 +602,6 @@ _SPLIT_LINES = (
     "        plain = delims.escape not in raw",
 )
 
-
-def _leaf_text(raw: str, leaf_sep: str | None, delims: Any) -> str:
-    """A child's decoded first leaf (see _SPLIT_LINES) when the value is not `plain`."""
-    if leaf_sep:
-        raw = raw.partition(leaf_sep)[0]
-    if delims is not None and delims.escape in raw:
-        raw = unescape(raw, delims)
-    return raw
 
 
 def _inline_condition(when: Any, env: dict[str, Any] | None = None, name: str = "", own: str | None = None,
