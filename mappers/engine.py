@@ -365,10 +365,16 @@ def compile_map(m: Map, specs: Specs) -> Callable[[Context, dict[str, Any]], Any
             # a primitive from it: its decoded text from the field as sent, without a Value (= Source.read, Value.text)
             text_row = True
             env[f"S{i}"] = src.read
+            # (`in` before each partition: most fields are one repetition of one leaf)
             lines += [f"{indent}if fields is not None:",
-                      f"{indent}    text = fields[{src.field}].partition(sd.repetition)[0]",
+                      f"{indent}    text = fields[{src.field}]",
+                      f"{indent}    if sd.repetition in text:",
+                      f"{indent}        text = text.partition(sd.repetition)[0]",
                       f"{indent}    if text != '' and text != '\"\"':",
-                      f"{indent}        text = text.partition(sd.component)[0].partition(sd.subcomponent)[0]",
+                      f"{indent}        if sd.component in text:",
+                      f"{indent}            text = text.partition(sd.component)[0]",
+                      f"{indent}        if sd.subcomponent in text:",
+                      f"{indent}            text = text.partition(sd.subcomponent)[0]",
                       f"{indent}        if sd.escape in text:",
                       f"{indent}            text = unescape(text, sd)",
                       f"{indent}    else:",
@@ -396,7 +402,9 @@ def compile_map(m: Map, specs: Specs) -> Callable[[Context, dict[str, Any]], Any
                 n_expr = "_n"
             else:
                 lines += [f"{indent}if fields is not None:",
-                          f"{indent}    _raw, _d = fields[{src.field}].partition(sd.repetition)[0], sd",
+                          f"{indent}    _raw, _d = fields[{src.field}], sd",
+                          f"{indent}    if sd.repetition in _raw:",
+                          f"{indent}        _raw = _raw.partition(sd.repetition)[0]",
                           f"{indent}else:",
                           f"{indent}    _raw, _d = (_vs[0].raw, _vs[0]._d) if (_vs := S{i}(ctx, False)) else ('', None)",
                           f"{indent}if _raw != '' and _raw != '\"\"':"]
@@ -669,7 +677,8 @@ def _own_field_valued(fld: int, comp: int | None) -> str:
 
 def _own_raw_valued(fld: int, comp: int | None) -> str:
     """_own_field_valued from the field as sent, without Values (binds _f to the repetition's or component's raw text)."""
-    first = f"(_f := fields[{fld}].partition(sd.repetition)[0] if nfields > {fld} else '') != ''"
+    first = (f"(_f := fields[{fld}] if nfields > {fld} else '') != '' "
+             "and (sd.repetition not in _f or (_f := _f.partition(sd.repetition)[0]) != '')")
     if comp is None:
         return f"({first} and _f != '\"\"')"
     return f"({first} and len(_p := _f.split(sd.component)) >= {comp} and (_f := _p[{comp - 1}]) != '' and _f != '\"\"')"
