@@ -342,9 +342,15 @@ def compile_map(m: Map, specs: Specs) -> Callable[[Context, dict[str, Any]], Any
         indent = "    "
         k = row.part
         if own_rows and row.source is not None and row.source.segment == m.datatype:
-            lines.append(f"{indent}if fields is None or (nfields > {row.source.field} and fields[{row.source.field}]):")
+            lines.append(f"{indent}if nfields > {row.source.field} and fields[{row.source.field}] or fields is None:")
             indent += "    "
-        if k >= 0:  # a component of the value: skip at once when it is empty
+        # a text row of one component with no condition: one test for empty and `""`, binding its text
+        text_first = (k >= 0 and row.when is None and row.source is not None and row.source.subcomponent is None
+                      and _text_evaluator(row) is not None)
+        if text_first:
+            lines.append(f"{indent}if nparts > {k} and (text := pieces[{k}]) and text != '\"\"':")
+            indent += "    "
+        elif k >= 0:  # a component of the value: skip at once when it is empty
             lines.append(f"{indent}if nparts > {k} and pieces[{k}]:")
             indent += "    "
         if row.when is not None:
@@ -413,10 +419,11 @@ def compile_map(m: Map, specs: Specs) -> Callable[[Context, dict[str, Any]], Any
             if callees[i] is None and row.value is None:
                 lines.append(f"{indent}value = whole")  # datatype maps: the value itself; segment maps: None
         elif single:
-            lines.append(f"{indent}if pieces[{k}] != '\"\"':")
-            indent += "    "
+            if not text_first:
+                lines.append(f"{indent}if pieces[{k}] != '\"\"':")
+                indent += "    "
             if text_row:  # a primitive from one component: its decoded text, without a Value (= Value.text)
-                lines += [f"{indent}text = pieces[{k}]",
+                lines += [*([] if text_first else [f"{indent}text = pieces[{k}]"]),
                           f"{indent}if not plain:  # not plain: delims is not None",
                           f"{indent}    if leaf_sep and leaf_sep in text:",
                           f"{indent}        text = text.partition(leaf_sep)[0]",
