@@ -289,6 +289,9 @@ def interpret_map(m: Map, ctx: Context, out: dict[str, Any] | None = None) -> An
 # path runs straight-line code instead of looping over row objects. The generated code does
 # exactly what `interpret_map` does, row by row; each row's parts (reader, condition,
 # evaluator, target writer, constants) are the same compiled objects, bound as globals.
+# A datatype map that reads nothing of its value but the split (_split_only: CWE[Coding], HD, CX,
+# XCN...) also gets a `run_split` entry: its callers hand it their value's, a component's or
+# their own segment's field's split, so no Value is made for it.
 
 
 def compile_map(m: Map, specs: Specs) -> Callable[[Context, dict[str, Any]], Any]:
