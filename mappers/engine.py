@@ -43,7 +43,6 @@ from mappers.specs import Constant, Entry, Link, Map, MessageSpec, Ref, Row, Spe
 
 Evaluate = Callable[[Value | None, "Context"], Any]
 _CTX_VALUE: Any = object()  # a compiled datatype map called without a value: it reads ctx.value
-_NOTHING: frozenset[int] = frozenset()
 
 Path = tuple[int, ...]
 _new_context = object.__new__
@@ -945,41 +944,45 @@ def _place_segments(state: MessageState) -> None:
     group_names = state.group_names
     places = state.places
     places_by_id = state.places_by_id
-    stack: list[list[Any]] = [[None, 0, -1]]  # frames: [group, instance id, last head position]
-    path: Path = ()  # the instance ids of stack[1:], remade only when a head changes the stack
+    stack: list[list[Any]] = [[None, 0, -1, None]]  # frames: [group, instance id, last head position, group name]
+    path: Path = ()  # the instance ids of stack[1:], cut or extended only when a head changes the stack
     counter = 0
+    new_place = object.__new__
     for index, seg in enumerate(state.message.segments):
         sid = seg.fields[0]
         candidates = heads.get(sid)
         if candidates:
-            placed = False
             for level in range(len(stack) - 1, -1, -1):
-                level_group = stack[level][0]
-                level_name = level_group.name if level_group is not None else None
+                level_name = stack[level][3]
                 for group, pos in candidates:
-                    if group.parent != level_name:
-                        continue
-                    child = stack[level + 1] if level + 1 < len(stack) else None
-                    if child is not None and child[0] is group and pos > child[2]:
-                        del stack[level + 2 :]
-                        child[2] = pos
-                    else:
-                        counter += 1
-                        group_names[counter] = group.name
-                        del stack[level + 1 :]
-                        stack.append([group, counter, pos])
-                    placed = True
-                    break
-                if placed:
-                    break
-            if not placed:
+                    if group.parent == level_name:
+                        break
+                else:
+                    continue
+                child = stack[level + 1] if level + 1 < len(stack) else None
+                if child is not None and child[0] is group and pos > child[2]:
+                    del stack[level + 2 :]
+                    child[2] = pos
+                    path = path[: level + 1]
+                else:
+                    counter += 1
+                    group_names[counter] = group.name
+                    del stack[level + 1 :]
+                    stack.append([group, counter, pos, group.name])
+                    path = (*path[:level], counter)
+                break
+            else:  # no open group takes it: a new instance of its first group, at the top
                 group, pos = candidates[0]
                 counter += 1
                 group_names[counter] = group.name
                 del stack[1:]
-                stack.append([group, counter, pos])
-            path = tuple([f[1] for f in stack[1:]])
-        place = SegmentPlace(seg, path, index)
+                stack.append([group, counter, pos, group.name])
+                path = (counter,)
+        place = new_place(SegmentPlace)  # SegmentPlace(seg, path, index) without its __init__ call
+        place.segment = seg
+        place.path = path
+        place.index = index
+        place._reps = {}
         places.append(place)
         same = places_by_id.get(sid)
         if same is None:
@@ -1011,9 +1014,9 @@ def convert_message(
         seg = place.segment
         entries = entries_by_segment.get(seg.fields[0])
         if not entries:
-            segment_done(seg, _NOTHING)
+            segment_done(seg, [])
             continue
-        read = _NOTHING
+        reads: list[frozenset[int]] = []  # the field sets of the maps applied, joined by the report if read
         ctx = Context(state, place)  # one per segment: each entry sets the record it builds or merges into
         for entry in entries:
             ctx.record = None
@@ -1021,8 +1024,9 @@ def convert_message(
                 continue
             m = entry.map
             assert m is not None
-            fields = m.fields | entry.with_fields if entry.with_fields else m.fields
-            read = fields if read is _NOTHING else read | fields  # the spec's own frozensets, copied only to join two
+            reads.append(m.fields)
+            if entry.with_fields:
+                reads.append(entry.with_fields)
             if entry.into:
                 target = _enclosing(state, entry.into, place.path, place.index)
                 if target is not None:
@@ -1045,7 +1049,7 @@ def convert_message(
             records.append(record)
             if record.name:
                 by_name.setdefault(record.name, []).append(record)
-        segment_done(seg, read)
+        segment_done(seg, reads)
     return _finish(state), report
 
 
