@@ -813,12 +813,16 @@ def add_resource(state: MessageState, resource_type: str, body: dict[str, Any], 
         body = prune(body)
         if not body:
             return None  # type: ignore[return-value]
-    # a datatype repeated in a message (the same practitioner in PV1-7 and ORC-12) is hashed once
-    rid = _named_id(ids.identifier_name(resource_type, body, state.facility) or ids.content_name(resource_type, body), state.ids)
+    name = ids.identifier_name(resource_type, body, state.facility) or ids.content_name(resource_type, body)
+    cache = state.ids  # _named_id inline (a call per made resource): a datatype repeated in a message is hashed once
+    rid = cache.get(name)
+    if rid is None:
+        rid = cache[name] = ids.uuid5_text(name)
     reference = f"{resource_type}/{rid}"
-    have = state.made.get(reference)
+    made = state.made
+    have = made.get(reference)
     if have is None:
-        state.made[reference] = {"resourceType": resource_type, "id": rid, **body}
+        made[reference] = {"resourceType": resource_type, "id": rid, **body}
     else:
         merge(have, body)
     return {"reference": reference}
@@ -1195,12 +1199,12 @@ def _finish(state: MessageState) -> dict[str, Any]:
             merge(have, record.resource)
         if not record.clean:
             dirty.add(key)
-    for key, made in state.made.items():  # datatype-made resources are pruned when added (add_resource)
-        if key in resources:
-            merge(resources[key], made)
-            dirty.add(key)  # located_at_address writes into made resources after they were added
-        else:
-            resources[key] = made
+    made_by_key = state.made  # datatype-made resources are pruned when added (add_resource)
+    shared = made_by_key.keys() & resources.keys()  # a record's resource a datatype also made (rare)
+    for key in shared:
+        merge(resources[key], made_by_key[key])
+        dirty.add(key)  # located_at_address writes into made resources after they were added
+    resources.update(made_by_key if not shared else {k: v for k, v in made_by_key.items() if k not in shared})
     for record in records:
         if record.map.target_all:
             own = keys[record.seq]
@@ -1209,10 +1213,11 @@ def _finish(state: MessageState) -> dict[str, Any]:
             if not res["target"]:
                 dirty.add(own)
     state.report.resources_made(records, keys, state.made)
-    entries = []
-    for key, resource in resources.items():
-        body = prune(resource) if key in dirty else resource
-        if not body or len(body) <= 2:  # only resourceType and id: nothing was mapped
-            continue
-        entries.append({"fullUrl": f"urn:uuid:{resource['id']}", "resource": body, "request": {"method": "PUT", "url": key}})
+    for key in dirty:
+        resources[key] = prune(resources[key])  # keeps the key's place; None when nothing is left
+    entries = [
+        {"fullUrl": f"urn:uuid:{body['id']}", "resource": body, "request": {"method": "PUT", "url": key}}
+        for key, body in resources.items()
+        if body is not None and len(body) > 2  # only resourceType and id: nothing was mapped
+    ]
     return {"resourceType": "Bundle", "type": "transaction", "entry": entries}
