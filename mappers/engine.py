@@ -43,7 +43,6 @@ from mappers.specs import Constant, Entry, Link, Map, MessageSpec, Ref, Row, Spe
 
 Evaluate = Callable[[Value | None, "Context"], Any]
 _CTX_VALUE: Any = object()  # a compiled datatype map called without a value: it reads ctx.value
-_NOTHING: frozenset[int] = frozenset()
 
 Path = tuple[int, ...]
 _new_context = object.__new__
@@ -970,12 +969,16 @@ def add_resource(state: MessageState, resource_type: str, body: dict[str, Any], 
         body = prune(body)
         if not body:
             return None  # type: ignore[return-value]
-    # a datatype repeated in a message (the same practitioner in PV1-7 and ORC-12) is hashed once
-    rid = _named_id(ids.identifier_name(resource_type, body, state.facility) or ids.content_name(resource_type, body), state.ids)
+    name = ids.identifier_name(resource_type, body, state.facility) or ids.content_name(resource_type, body)
+    cache = state.ids  # _named_id inline (a call per made resource): a datatype repeated in a message is hashed once
+    rid = cache.get(name)
+    if rid is None:
+        rid = cache[name] = ids.uuid5_text(name)
     reference = f"{resource_type}/{rid}"
-    have = state.made.get(reference)
+    made = state.made
+    have = made.get(reference)
     if have is None:
-        state.made[reference] = {"resourceType": resource_type, "id": rid, **body}
+        made[reference] = {"resourceType": resource_type, "id": rid, **body}
     else:
         merge(have, body)
     return {"reference": reference}
@@ -1101,41 +1104,45 @@ def _place_segments(state: MessageState) -> None:
     group_names = state.group_names
     places = state.places
     places_by_id = state.places_by_id
-    stack: list[list[Any]] = [[None, 0, -1]]  # frames: [group, instance id, last head position]
-    path: Path = ()  # the instance ids of stack[1:], remade only when a head changes the stack
+    stack: list[list[Any]] = [[None, 0, -1, None]]  # frames: [group, instance id, last head position, group name]
+    path: Path = ()  # the instance ids of stack[1:], cut or extended only when a head changes the stack
     counter = 0
+    new_place = object.__new__
     for index, seg in enumerate(state.message.segments):
         sid = seg.fields[0]
         candidates = heads.get(sid)
         if candidates:
-            placed = False
             for level in range(len(stack) - 1, -1, -1):
-                level_group = stack[level][0]
-                level_name = level_group.name if level_group is not None else None
+                level_name = stack[level][3]
                 for group, pos in candidates:
-                    if group.parent != level_name:
-                        continue
-                    child = stack[level + 1] if level + 1 < len(stack) else None
-                    if child is not None and child[0] is group and pos > child[2]:
-                        del stack[level + 2 :]
-                        child[2] = pos
-                    else:
-                        counter += 1
-                        group_names[counter] = group.name
-                        del stack[level + 1 :]
-                        stack.append([group, counter, pos])
-                    placed = True
-                    break
-                if placed:
-                    break
-            if not placed:
+                    if group.parent == level_name:
+                        break
+                else:
+                    continue
+                child = stack[level + 1] if level + 1 < len(stack) else None
+                if child is not None and child[0] is group and pos > child[2]:
+                    del stack[level + 2 :]
+                    child[2] = pos
+                    path = path[: level + 1]
+                else:
+                    counter += 1
+                    group_names[counter] = group.name
+                    del stack[level + 1 :]
+                    stack.append([group, counter, pos, group.name])
+                    path = (*path[:level], counter)
+                break
+            else:  # no open group takes it: a new instance of its first group, at the top
                 group, pos = candidates[0]
                 counter += 1
                 group_names[counter] = group.name
                 del stack[1:]
-                stack.append([group, counter, pos])
-            path = tuple([f[1] for f in stack[1:]])
-        place = SegmentPlace(seg, path, index)
+                stack.append([group, counter, pos, group.name])
+                path = (counter,)
+        place = new_place(SegmentPlace)  # SegmentPlace(seg, path, index) without its __init__ call
+        place.segment = seg
+        place.path = path
+        place.index = index
+        place._reps = {}
         places.append(place)
         same = places_by_id.get(sid)
         if same is None:
@@ -1167,9 +1174,9 @@ def convert_message(
         seg = place.segment
         entries = entries_by_segment.get(seg.fields[0])
         if not entries:
-            segment_done(seg, _NOTHING)
+            segment_done(seg, [])
             continue
-        read = _NOTHING
+        reads: list[frozenset[int]] = []  # the field sets of the maps applied, joined by the report if read
         ctx = Context(state, place)  # one per segment: each entry sets the record it builds or merges into
         for entry in entries:
             ctx.record = None
@@ -1177,8 +1184,9 @@ def convert_message(
                 continue
             m = entry.map
             assert m is not None
-            fields = m.fields | entry.with_fields if entry.with_fields else m.fields
-            read = fields if read is _NOTHING else read | fields  # the spec's own frozensets, copied only to join two
+            reads.append(m.fields)
+            if entry.with_fields:
+                reads.append(entry.with_fields)
             if entry.into:
                 target = _enclosing(state, entry.into, place.path, place.index)
                 if target is not None:
@@ -1201,7 +1209,7 @@ def convert_message(
             records.append(record)
             if record.name:
                 by_name.setdefault(record.name, []).append(record)
-        segment_done(seg, read)
+        segment_done(seg, reads)
     return _finish(state), report
 
 
@@ -1347,12 +1355,12 @@ def _finish(state: MessageState) -> dict[str, Any]:
             merge(have, record.resource)
         if not record.clean:
             dirty.add(key)
-    for key, made in state.made.items():  # datatype-made resources are pruned when added (add_resource)
-        if key in resources:
-            merge(resources[key], made)
-            dirty.add(key)  # located_at_address writes into made resources after they were added
-        else:
-            resources[key] = made
+    made_by_key = state.made  # datatype-made resources are pruned when added (add_resource)
+    shared = made_by_key.keys() & resources.keys()  # a record's resource a datatype also made (rare)
+    for key in shared:
+        merge(resources[key], made_by_key[key])
+        dirty.add(key)  # located_at_address writes into made resources after they were added
+    resources.update(made_by_key if not shared else {k: v for k, v in made_by_key.items() if k not in shared})
     for record in records:
         if record.map.target_all:
             own = keys[record.seq]
@@ -1361,10 +1369,11 @@ def _finish(state: MessageState) -> dict[str, Any]:
             if not res["target"]:
                 dirty.add(own)
     state.report.resources_made(records, keys, state.made)
-    entries = []
-    for key, resource in resources.items():
-        body = prune(resource) if key in dirty else resource
-        if not body or len(body) <= 2:  # only resourceType and id: nothing was mapped
-            continue
-        entries.append({"fullUrl": f"urn:uuid:{resource['id']}", "resource": body, "request": {"method": "PUT", "url": key}})
+    for key in dirty:
+        resources[key] = prune(resources[key])  # keeps the key's place; None when nothing is left
+    entries = [
+        {"fullUrl": f"urn:uuid:{body['id']}", "resource": body, "request": {"method": "PUT", "url": key}}
+        for key, body in resources.items()
+        if body is not None and len(body) > 2  # only resourceType and id: nothing was mapped
+    ]
     return {"resourceType": "Bundle", "type": "transaction", "entry": entries}

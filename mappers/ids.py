@@ -16,12 +16,14 @@ is PUT <Type>/<id>.
 """
 from __future__ import annotations
 
+import struct
 import uuid
+from binascii import hexlify
 from typing import Any, Iterable
 
 import orjson
 
-try:  # CPython's own SHA-1: copying its state costs a fraction of copying an OpenSSL (hashlib) one
+try:  # CPython's own SHA-1: cheaper to set up per id than an OpenSSL (hashlib) one
     from _sha1 import sha1
 except ImportError:  # an interpreter built without it
     from hashlib import sha1
@@ -29,18 +31,16 @@ except ImportError:  # an interpreter built without it
 NAMESPACE = uuid.UUID("6f1c6e4e-2a52-5b4e-9d0f-70756c736562")  # "pulsebridge" namespace (fixed forever)
 _NAMESPACE_BYTES = NAMESPACE.bytes
 
-
-_SEEDED = sha1(_NAMESPACE_BYTES)  # SHA-1 state after the namespace, copied per id
-_VARIANT = {c: "89ab"[int(c, 16) & 0x3] for c in "0123456789abcdef"}  # RFC 4122 variant bits 10xx
+# The hex digits of a SHA-1 digest cut into the uuid's groups, leaving out the version digit
+# (12) and keeping the variant digit (16) apart: one C call, where five str slices cost more.
+_GROUPS = struct.Struct("8s4s1x3s1s3s12s8x").unpack
+_VARIANT = {c.encode(): "89ab"[int(c, 16) & 0x3].encode() for c in "0123456789abcdef"}  # RFC 4122 variant bits 10xx
 
 
 def uuid5_text(name: str) -> str:
     """str(uuid.uuid5(NAMESPACE, name)) without building UUID objects (RFC 4122 4.3: SHA-1, version 5)."""
-    digest = _SEEDED.copy()
-    digest.update(name.encode())
-    h = digest.hexdigest()
-    # version nibble 5 (octet 6 high half), variant 10xx (octet 8 high half)
-    return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:32]}"
+    time_low, time_mid, time_high, variant, clock_seq, node = _GROUPS(hexlify(sha1(_NAMESPACE_BYTES + name.encode()).digest()))
+    return (b"%s-%s-5%s-%s%s-%s" % (time_low, time_mid, time_high, _VARIANT[variant], clock_seq, node)).decode()
 
 
 def id_name(resource_type: str, parts: Iterable[str]) -> str:

@@ -42,7 +42,7 @@ class ConversionReport:
     _unmapped: list[tuple[str, int, int]] | None = field(default=None, repr=False)
     vocabulary: list[dict[str, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    _done: list[tuple[Segment, set[int] | frozenset[int]]] = field(default_factory=list, repr=False, compare=False)
+    _done: list[tuple[Segment, list[frozenset[int]]]] = field(default_factory=list, repr=False, compare=False)
     _made: tuple[list[Record], list[str], dict[str, Any]] | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -52,7 +52,8 @@ class ConversionReport:
         if found is None:
             found = self._unmapped = []
         if self._done:
-            for seg, read in self._done:
+            for seg, reads in self._done:
+                read = reads[0] if len(reads) == 1 else frozenset().union(*reads)
                 fields = seg.fields
                 sid = fields[0]
                 start = 3 if sid == "MSH" else 1  # MSH-1/MSH-2 are the delimiters
@@ -90,9 +91,9 @@ class ConversionReport:
         """Note the message's records (with their "Type/id") and datatype-made resources; `named` is worked out on access."""
         self._made = (records, keys, made)
 
-    def segment_done(self, seg: Segment, read: set[int] | frozenset[int]) -> None:
-        """Note the fields of seg that the applied maps read; the unmapped ones are listed on access."""
-        self._done.append((seg, read))
+    def segment_done(self, seg: Segment, reads: list[frozenset[int]]) -> None:
+        """Note the field sets of the maps applied to seg (joined only on access, like the unmapped list)."""
+        self._done.append((seg, reads))
 
     def vocabulary_miss(self, ctx: Context, source: str, map_name: str, code: str) -> None:
         seg = ctx.segment
