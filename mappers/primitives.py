@@ -142,6 +142,11 @@ class Timestamp:
 
 def date_time(text: str, zone: tzinfo = timezone.utc) -> str | None:
     """DTM/TS -> FHIR dateTime."""
+    if len(text) == 8 and text.isdigit() and text.isascii():
+        # YYYYMMDD, the commonest (a birth date): a date, as _parse and _date_time would give it
+        month, day = text[4:6], text[6:]
+        if "01" <= month <= "12" and "01" <= day <= "28":
+            return f"{text[:4]}-{month}-{day}"
     return _date_time(*_parse(text), False, zone) if text else None
 
 
@@ -172,6 +177,8 @@ def time(text: str) -> str | None:
 def decimal(text: str) -> int | float | None:
     """NM -> FHIR decimal as a JSON number; None when the text is not a number (caller reports it)."""
     text = text.strip()
+    if text.isdigit() and text.isascii() and len(text) < 19:  # the commonest: a whole number, as Decimal then int gives it
+        return int(text)
     if not text or not _NUMBER.match(text):
         return None
     try:
@@ -186,6 +193,8 @@ def decimal(text: str) -> int | float | None:
 def integer(text: str) -> int | None:
     """NM/SI -> FHIR integer; non-integers give None."""
     text = text.strip()
+    if text.isdigit() and text.isascii():  # the commonest: no sign (what the pattern would accept)
+        return int(text)
     return int(text) if _INTEGER.fullmatch(text) else None
 
 
@@ -217,7 +226,8 @@ def string(text: str) -> str | None:
 
 def code(text: str) -> str | None:
     """FHIR code: no leading/trailing or repeated inner whitespace (R4 2.24.0.1)."""
-    text = " ".join(text.split())
+    if " " in text or not text.isprintable():  # whitespace other than a space is not printable
+        text = " ".join(text.split())
     return text or None
 
 
