@@ -140,6 +140,35 @@ class Timestamp:
         return _date_time(self.year, self.month, self.day, self.hour, self.minute, self.second, self.fraction, self.offset, instant, zone)
 
 
+def _usual_date_time(text: str, instant: bool, zone: tzinfo) -> str | None:
+    """_date_time(*_parse(text), instant, zone) for the usual timestamp YYYYMMDDHHMM[SS][+/-ZZZZ]
+    whose every part is in range, sliced in one go; None for anything else (then _parse decides)."""
+    n = len(text)
+    if n == 17 or n == 19:
+        sign, zone_digits, plain = text[-5], text[-4:], text[:-5]
+        if sign != "+" and sign != "-" or not (zone_digits.isdigit() and zone_digits.isascii()):
+            return None
+    elif n == 12 or n == 14:
+        sign, zone_digits, plain = None, "", text
+    else:
+        return None
+    if not (plain.isdigit() and plain.isascii()):
+        return None
+    year, month, day, hour, minute, second = plain[:4], plain[4:6], plain[6:8], plain[8:10], plain[10:12], plain[12:] or "00"
+    # two ASCII digits each, so comparing the strings compares the numbers (as in _parse)
+    if not ("01" <= month <= "12" and "01" <= day <= "28" and hour <= "23" and minute <= "59" and second <= "59"):
+        return None
+    if sign is None:
+        offset = _offset(zone, year, month, day, hour, minute, second)
+    elif zone_digits[:2] <= "14" and zone_digits[2:] <= "59":
+        offset = f"{sign}{zone_digits[:2]}:{zone_digits[2:]}"
+    else:
+        return None
+    if offset == "+00:00" and instant:
+        offset = "Z"
+    return f"{year}-{month}-{day}T{hour}:{minute}:{second}{offset}"
+
+
 def date_time(text: str, zone: tzinfo = timezone.utc) -> str | None:
     """DTM/TS -> FHIR dateTime."""
     if len(text) == 8 and text.isdigit() and text.isascii():
@@ -147,7 +176,7 @@ def date_time(text: str, zone: tzinfo = timezone.utc) -> str | None:
         month, day = text[4:6], text[6:]
         if "01" <= month <= "12" and "01" <= day <= "28":
             return f"{text[:4]}-{month}-{day}"
-    return _date_time(*_parse(text), False, zone) if text else None
+    return (_usual_date_time(text, False, zone) or _date_time(*_parse(text), False, zone)) if text else None
 
 
 def date(text: str) -> str | None:
@@ -160,7 +189,7 @@ def date(text: str) -> str | None:
 
 def instant(text: str, zone: tzinfo = timezone.utc) -> str | None:
     """DTM -> FHIR instant (seconds padded when the sender stopped at minutes)."""
-    return _date_time(*_parse(text), True, zone) if text else None
+    return (_usual_date_time(text, True, zone) or _date_time(*_parse(text), True, zone)) if text else None
 
 
 def time(text: str) -> str | None:
