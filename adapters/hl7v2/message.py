@@ -131,11 +131,15 @@ class Value:
         if d is None or pieces is None or self._level != REPETITION:  # a component or a leaf: through Values
             return ["", *(self[k].text for k in range(1, upto + 1))]
         sub, esc = d.subcomponent, d.escape
-        texts = [""]
-        for raw in pieces[:upto]:
-            if sub in raw:
-                raw = raw.partition(sub)[0]
-            texts.append(unescape(raw, d) if esc in raw else raw)
+        whole = self.raw
+        if sub not in whole and esc not in whole:  # the usual: each component is its own text
+            texts = ["", *pieces] if len(pieces) <= upto else ["", *pieces[:upto]]
+        else:
+            texts = [""]
+            for raw in pieces[:upto]:
+                if sub in raw:
+                    raw = raw.partition(sub)[0]
+                texts.append(unescape(raw, d) if esc in raw else raw)
         if len(texts) <= upto:
             texts += [""] * (upto + 1 - len(texts))
         return texts
