@@ -39,10 +39,13 @@ class Value:
         pieces = self._pieces
         if pieces is None:
             d = self._d
-            level = self._level
-            if d is None or level >= SUBCOMPONENT:
+            if d is None:
                 return None
-            pieces = self._pieces = self.raw.split(d.component if level == REPETITION else d.subcomponent)
+            level = self._level
+            if level == REPETITION:
+                pieces = self._pieces = self.raw.split(d.component)
+            elif level == COMPONENT:
+                pieces = self._pieces = self.raw.split(d.subcomponent)
         return pieces
 
     def parts(self) -> list[Value]:
@@ -217,8 +220,11 @@ class Segment:
     def reps(self, field: int) -> list[Value]:
         """Each repetition of the field (empty list when the field is empty)."""
         fields = self.fields
-        raw = fields[field] if 0 < field < len(fields) else ""
-        if not raw:
+        try:  # a try costs nothing until a field past the last is asked for
+            raw = fields[field]
+        except IndexError:
+            return []
+        if not raw or field < 1:
             return []
         if field <= 2 and fields[0] == "MSH":  # MSH-1, MSH-2: literals
             return [Value(raw, None)]
