@@ -210,10 +210,13 @@ def location_chain(ctx: Context, value: Value, levels: list[list[Any]], blank: i
     `blank` is read as empty (a component the IG maps to nothing, NDL.9); PL.9 describes the most
     specific level."""
     present = []
+    sent = value.pieces() or [value.raw]  # the components as sent (a leaf is its own first): empty levels cost no split
     for comp, physical in levels:
         comp = int(comp)
-        subs = value.subtexts(comp) if comp != blank else ()
-        name = subs[0].strip() if subs else ""  # PL components are HD: the first subcomponent names the level
+        if comp > len(sent) or not sent[comp - 1] or comp == blank:
+            continue
+        subs = value.subtexts(comp)
+        name = subs[0].strip()  # PL components are HD: the first subcomponent names the level
         if name:
             present.append((comp, subs, name, physical))
     if not present:

@@ -140,9 +140,43 @@ class Timestamp:
         return _date_time(self.year, self.month, self.day, self.hour, self.minute, self.second, self.fraction, self.offset, instant, zone)
 
 
+def _usual_date_time(text: str, instant: bool, zone: tzinfo) -> str | None:
+    """_date_time(*_parse(text), instant, zone) for the usual timestamp YYYYMMDDHHMM[SS][+/-ZZZZ]
+    whose every part is in range, sliced in one go; None for anything else (then _parse decides)."""
+    n = len(text)
+    if n == 17 or n == 19:
+        sign, zone_digits, plain = text[-5], text[-4:], text[:-5]
+        if sign != "+" and sign != "-" or not (zone_digits.isdigit() and zone_digits.isascii()):
+            return None
+    elif n == 12 or n == 14:
+        sign, zone_digits, plain = None, "", text
+    else:
+        return None
+    if not (plain.isdigit() and plain.isascii()):
+        return None
+    year, month, day, hour, minute, second = plain[:4], plain[4:6], plain[6:8], plain[8:10], plain[10:12], plain[12:] or "00"
+    # two ASCII digits each, so comparing the strings compares the numbers (as in _parse)
+    if not ("01" <= month <= "12" and "01" <= day <= "28" and hour <= "23" and minute <= "59" and second <= "59"):
+        return None
+    if sign is None:
+        offset = _offset(zone, year, month, day, hour, minute, second)
+    elif zone_digits[:2] <= "14" and zone_digits[2:] <= "59":
+        offset = f"{sign}{zone_digits[:2]}:{zone_digits[2:]}"
+    else:
+        return None
+    if offset == "+00:00" and instant:
+        offset = "Z"
+    return f"{year}-{month}-{day}T{hour}:{minute}:{second}{offset}"
+
+
 def date_time(text: str, zone: tzinfo = timezone.utc) -> str | None:
     """DTM/TS -> FHIR dateTime."""
-    return _date_time(*_parse(text), False, zone) if text else None
+    if len(text) == 8 and text.isdigit() and text.isascii():
+        # YYYYMMDD, the commonest (a birth date): a date, as _parse and _date_time would give it
+        month, day = text[4:6], text[6:]
+        if "01" <= month <= "12" and "01" <= day <= "28":
+            return f"{text[:4]}-{month}-{day}"
+    return (_usual_date_time(text, False, zone) or _date_time(*_parse(text), False, zone)) if text else None
 
 
 def date(text: str) -> str | None:
@@ -155,7 +189,7 @@ def date(text: str) -> str | None:
 
 def instant(text: str, zone: tzinfo = timezone.utc) -> str | None:
     """DTM -> FHIR instant (seconds padded when the sender stopped at minutes)."""
-    return _date_time(*_parse(text), True, zone) if text else None
+    return (_usual_date_time(text, True, zone) or _date_time(*_parse(text), True, zone)) if text else None
 
 
 def time(text: str) -> str | None:
@@ -172,6 +206,8 @@ def time(text: str) -> str | None:
 def decimal(text: str) -> int | float | None:
     """NM -> FHIR decimal as a JSON number; None when the text is not a number (caller reports it)."""
     text = text.strip()
+    if text.isdigit() and text.isascii() and len(text) < 19:  # the commonest: a whole number, as Decimal then int gives it
+        return int(text)
     if not text or not _NUMBER.match(text):
         return None
     try:
@@ -186,6 +222,8 @@ def decimal(text: str) -> int | float | None:
 def integer(text: str) -> int | None:
     """NM/SI -> FHIR integer; non-integers give None."""
     text = text.strip()
+    if text.isdigit() and text.isascii():  # the commonest: no sign (what the pattern would accept)
+        return int(text)
     return int(text) if _INTEGER.fullmatch(text) else None
 
 
@@ -217,7 +255,8 @@ def string(text: str) -> str | None:
 
 def code(text: str) -> str | None:
     """FHIR code: no leading/trailing or repeated inner whitespace (R4 2.24.0.1)."""
-    text = " ".join(text.split())
+    if " " in text or not text.isprintable():  # whitespace other than a space is not printable
+        text = " ".join(text.split())
     return text or None
 
 

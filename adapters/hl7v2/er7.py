@@ -72,9 +72,12 @@ def _parse_text(text: str, charset: CharsetDecision, limits: Limits) -> Message:
     if charset.codec:
         delimiters = _reading_hex_in(delimiters, charset.codec)
     source = text
-    if "\n" in text:
-        text = text.replace("\r\n", "\r").replace("\n", "\r")
-    lines = text.split("\r")
+    if "\r" not in text:  # LF only (files, some senders): one pass, not two replaces and a split
+        lines = text.split("\n")
+    elif "\n" in text:
+        lines = text.replace("\r\n", "\r").replace("\n", "\r").split("\r")
+    else:
+        lines = text.split("\r")
     if len(lines) > limits.max_segments and sum(1 for line in lines if line) > limits.max_segments:
         raise MessageTooLarge(f"message has more than {limits.max_segments} segments")
     sep = delimiters.field

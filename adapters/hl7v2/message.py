@@ -39,10 +39,13 @@ class Value:
         pieces = self._pieces
         if pieces is None:
             d = self._d
-            level = self._level
-            if d is None or level >= SUBCOMPONENT:
+            if d is None:
                 return None
-            pieces = self._pieces = self.raw.split(d.component if level == REPETITION else d.subcomponent)
+            level = self._level
+            if level == REPETITION:
+                pieces = self._pieces = self.raw.split(d.component)
+            elif level == COMPONENT:
+                pieces = self._pieces = self.raw.split(d.subcomponent)
         return pieces
 
     def parts(self) -> list[Value]:
@@ -131,11 +134,15 @@ class Value:
         if d is None or pieces is None or self._level != REPETITION:  # a component or a leaf: through Values
             return ["", *(self[k].text for k in range(1, upto + 1))]
         sub, esc = d.subcomponent, d.escape
-        texts = [""]
-        for raw in pieces[:upto]:
-            if sub in raw:
-                raw = raw.partition(sub)[0]
-            texts.append(unescape(raw, d) if esc in raw else raw)
+        whole = self.raw
+        if sub not in whole and esc not in whole:  # the usual: each component is its own text
+            texts = ["", *pieces] if len(pieces) <= upto else ["", *pieces[:upto]]
+        else:
+            texts = [""]
+            for raw in pieces[:upto]:
+                if sub in raw:
+                    raw = raw.partition(sub)[0]
+                texts.append(unescape(raw, d) if esc in raw else raw)
         if len(texts) <= upto:
             texts += [""] * (upto + 1 - len(texts))
         return texts
@@ -213,8 +220,11 @@ class Segment:
     def reps(self, field: int) -> list[Value]:
         """Each repetition of the field (empty list when the field is empty)."""
         fields = self.fields
-        raw = fields[field] if 0 < field < len(fields) else ""
-        if not raw:
+        try:  # a try costs nothing until a field past the last is asked for
+            raw = fields[field]
+        except IndexError:
+            return []
+        if not raw or field < 1:
             return []
         if field <= 2 and fields[0] == "MSH":  # MSH-1, MSH-2: literals
             return [Value(raw, None)]
@@ -247,6 +257,15 @@ class Segment:
             d = self._d
             raw = raw.partition(d.repetition)[0].partition(d.component)[0].partition(d.subcomponent)[0]
             return unescape(raw, d) if d.escape in raw else raw
+        if repetition == 1 and subcomponent == 1 and component > 1:  # MSH-9.2, MSH-9.3: split, no Value objects
+            fields = self.fields
+            if field <= 2 and fields[0] == "MSH":  # a literal has no components
+                return ""
+            raw = fields[field] if 0 < field < len(fields) else ""
+            d = self._d
+            comps = raw.partition(d.repetition)[0].split(d.component)
+            raw = comps[component - 1].partition(d.subcomponent)[0] if component <= len(comps) else ""
+            return unescape(raw, d) if d.escape in raw else raw
         if repetition == 1:
             value = self[field]
         else:
@@ -271,6 +290,9 @@ class Segment:
 
     def __repr__(self) -> str:
         return f"Segment({self._d.field.join(self.fields)!r})"
+
+
+_new_segment = object.__new__
 
 
 class Path(NamedTuple):
@@ -307,13 +329,14 @@ def parse_path(path: str) -> Path:
 class Message:
     """A parsed message; build one with `adapters.hl7v2.parse`."""
 
-    __slots__ = ("_rows", "delimiters", "charset", "_segments")
+    __slots__ = ("_rows", "delimiters", "charset", "_segments", "_msh")
 
     def __init__(self, rows: list[list[str]], delimiters: Delimiters, charset: CharsetDecision) -> None:
         self._rows = rows
         self.delimiters = delimiters
         self.charset = charset
         self._segments: list[Segment] | None = None
+        self._msh: Segment | None = None  # MSH before the segments are made
 
     @property
     def segments(self) -> list[Segment]:
@@ -323,9 +346,12 @@ class Message:
             segs = []
             d = self.delimiters
             for row in self._rows:
-                n = seen.get(row[0], 0) + 1
-                seen[row[0]] = n
-                segs.append(Segment(row, d, n))
+                n = seen[row[0]] = seen.get(row[0], 0) + 1
+                seg = _new_segment(Segment)  # Segment(row, d, n) without the Python __init__ call
+                seg.fields = row
+                seg._d = d
+                seg.sequence = n
+                segs.append(seg)
             self._segments = segs
         return segs
 
@@ -356,9 +382,13 @@ class Message:
 
     @property
     def msh(self) -> Segment:
-        if self._segments is not None:
-            return self._segments[0]
-        return Segment(self._rows[0], self.delimiters, 1)
+        segs = self._segments
+        if segs is not None:
+            return segs[0]
+        msh = self._msh
+        if msh is None:  # read several times a message (header properties): made once
+            msh = self._msh = Segment(self._rows[0], self.delimiters, 1)
+        return msh
 
     def value(self, path: str) -> Value:
         """The Value at a path (a whole repetition, component or subcomponent)."""
