@@ -304,8 +304,7 @@ def compile_map(m: Map, specs: Specs) -> Callable[[Context, dict[str, Any]], Any
     lines = ["    scalar = None"] if scalars else []
     calls_with_ctx = 0  # calls of what reads the value through ctx (W, C, S: a clause or a read not inlined)
     # datatype maps handed the value or a component as split below (_split_callee), not as a Value
-    callees = [_split_callee(row, specs) if not m.is_segment and (row.source is None or (row.part >= 0 and row.source.subcomponent is None))
-               or m.is_segment and _own_whole_field(m, row) else None for row in m.rows]
+    callees = [_row_callee(m, row, specs) for row in m.rows]
     prologue: list[str] = []
     if (any(row.part >= 0 for row in m.rows) or any(_inline_condition(row.when) for row in m.rows if row.when is not None)
             or not m.is_segment and any(callees)):
@@ -565,6 +564,14 @@ def _own_whole_field(m: Map, row: Row) -> bool:
             and not (m.datatype == "MSH" and src.field <= 2))
 
 
+def _row_callee(m: Map, row: Row, specs: Specs) -> Map | None:
+    """The split-only map a row of m hands its value, a component or (segment maps) its own field to."""
+    if m.is_segment:
+        return _split_callee(row, specs) if _own_whole_field(m, row) else None
+    src = row.source
+    return _split_callee(row, specs) if src is None or (row.part >= 0 and src.subcomponent is None) else None
+
+
 def _split_callee(row: Row, specs: Specs, seen: frozenset[int] = frozenset()) -> Map | None:
     """The datatype map a row hands what it reads to, when that map is split-only: given the value (no
     source), a component or a field of a segment map's own segment, it is then called with the split
@@ -618,7 +625,6 @@ _SPLIT_LINES = (
     "        leaf_sep = None",
     "        plain = delims.escape not in raw",
 )
-
 
 
 def _inline_condition(when: Any, env: dict[str, Any] | None = None, name: str = "", own: str | None = None,

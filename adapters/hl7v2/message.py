@@ -249,22 +249,19 @@ class Segment:
 
     def get(self, field: int, component: int = 1, subcomponent: int = 1, repetition: int = 1) -> str:
         """Decoded text at a position; '' when absent."""
-        if repetition == 1 and component == 1 and subcomponent == 1:  # hot path: no Value objects
+        if repetition == 1 and subcomponent == 1 and component >= 1:  # hot path: no Value objects
             fields = self.fields
             raw = fields[field] if 0 < field < len(fields) else ""
-            if field <= 2 and fields[0] == "MSH":
-                return raw
+            if field <= 2 and fields[0] == "MSH":  # MSH-1, MSH-2: literals, no components
+                return raw if component == 1 else ""
             d = self._d
-            raw = raw.partition(d.repetition)[0].partition(d.component)[0].partition(d.subcomponent)[0]
-            return unescape(raw, d) if d.escape in raw else raw
-        if repetition == 1 and subcomponent == 1 and component > 1:  # MSH-9.2, MSH-9.3: split, no Value objects
-            fields = self.fields
-            if field <= 2 and fields[0] == "MSH":  # a literal has no components
-                return ""
-            raw = fields[field] if 0 < field < len(fields) else ""
-            d = self._d
-            comps = raw.partition(d.repetition)[0].split(d.component)
-            raw = comps[component - 1].partition(d.subcomponent)[0] if component <= len(comps) else ""
+            raw = raw.partition(d.repetition)[0]
+            if component == 1:
+                raw = raw.partition(d.component)[0]
+            else:  # MSH-9.2, MSH-9.3
+                comps = raw.split(d.component)
+                raw = comps[component - 1] if component <= len(comps) else ""
+            raw = raw.partition(d.subcomponent)[0]
             return unescape(raw, d) if d.escape in raw else raw
         if repetition == 1:
             value = self[field]
