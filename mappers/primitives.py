@@ -17,6 +17,7 @@ import re
 from calendar import isleap
 from datetime import datetime, timezone, tzinfo
 from decimal import Decimal, InvalidOperation
+from math import isfinite
 
 from adapters.hl7v2.errors import DataTypeError
 
@@ -28,6 +29,8 @@ _DTM = re.compile(
 _TM = re.compile(r"^(\d{2})(?:(\d{2})(?:(\d{2})(?:\.(\d{1,6}))?)?)?(?:([+-])(\d{2})(\d{2}))?$")
 _NUMBER = re.compile(r"^[+-]?(?:\d+\.?\d*|\.\d+)$")
 _INTEGER = re.compile(r"[+-]?\d+")
+_INT32_MIN, _INT32_MAX = -(2**31), 2**31 - 1  # FHIR integer, positiveInt, unsignedInt
+_INT64_MIN, _INT64_MAX = -(2**63), 2**64 - 1  # the whole numbers orjson writes
 
 
 def _offset(zone: tzinfo, year: str, month: str, day: str, hour: str, minute: str | None, second: str | None) -> str:
@@ -204,7 +207,9 @@ def time(text: str) -> str | None:
 
 
 def decimal(text: str) -> int | float | None:
-    """NM -> FHIR decimal as a JSON number; None when the text is not a number (caller reports it)."""
+    """NM -> FHIR decimal as a JSON number; None when the text is not a number (caller reports it).
+    A whole number is kept exact within JSON's 64-bit integers, beyond them it is a double like a
+    fraction; a number no double holds (over ~1.8e308) is not a number here."""
     text = text.strip()
     if text.isdigit() and text.isascii() and len(text) < 19:  # the commonest: a whole number, as Decimal then int gives it
         return int(text)
@@ -214,17 +219,21 @@ def decimal(text: str) -> int | float | None:
         value = Decimal(text)
     except InvalidOperation:
         return None
-    if "." not in text and "e" not in text.lower():
+    if "." not in text and _INT64_MIN <= value <= _INT64_MAX:
         return int(value)
-    return float(value)
+    number = float(value)
+    return number if isfinite(number) else None
 
 
 def integer(text: str) -> int | None:
-    """NM/SI -> FHIR integer; non-integers give None."""
+    """NM/SI -> FHIR integer, a signed 32-bit number (R4 2.1.28.0.1); anything else gives None."""
     text = text.strip()
-    if text.isdigit() and text.isascii():  # the commonest: no sign (what the pattern would accept)
+    if text.isdigit() and text.isascii() and len(text) < 10:  # the commonest: no sign, below 2^31 by its length
         return int(text)
-    return int(text) if _INTEGER.fullmatch(text) else None
+    if not _INTEGER.fullmatch(text) or len(text.lstrip("+-0")) > 10:  # more digits than any 32-bit number
+        return None
+    value = int(text)
+    return value if _INT32_MIN <= value <= _INT32_MAX else None
 
 
 def positive_int(text: str) -> int | None:

@@ -48,6 +48,22 @@ def test_decimal(text: str, expected: object) -> None:
     assert primitives.decimal(text) == expected
 
 
+def test_decimal_beyond_64_bits_is_a_double_and_beyond_a_double_is_not_a_number() -> None:
+    assert primitives.decimal("18446744073709551615") == 2**64 - 1  # still exact
+    assert primitives.decimal("18446744073709551616") == 1.8446744073709552e19
+    assert isinstance(primitives.decimal("-9223372036854775809"), float)
+    assert primitives.decimal("9" * 5000) is None and primitives.decimal("9" * 400 + ".5") is None
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("7", 7), ("+7", 7), ("-7", -7), ("0002147483647", 2**31 - 1), ("-2147483648", -(2**31)), ("2147483648", None),
+     ("-2147483649", None), ("9" * 5000, None), ("1.0", None), ("", None)],
+)
+def test_integer_is_a_32_bit_number(text: str, expected: int | None) -> None:
+    assert primitives.integer(text) == expected
+
+
 def test_time_and_boolean() -> None:
     assert primitives.time("0815") == "08:15:00"
     assert primitives.boolean("Y") is True and primitives.boolean("N") is False and primitives.boolean("X") is None
