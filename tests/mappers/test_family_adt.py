@@ -70,6 +70,16 @@ def test_prior_temporary_location_and_sender_country(convert_er7) -> None:
     assert validation_errors(bundle) == []
 
 
+def test_a_null_pl_level_names_no_location(convert_er7) -> None:
+    """PV1-3 W1^""^B2^FAC: the room sent as "" (v2 2.5.3 null) is no level; the bed is part of the ward."""
+    bundle, _ = convert_er7(MSH, PID, segment("PV1", {1: "1", 2: "I", 3: 'W1^""^B2^FAC^^^^^""'}))
+    by_name = {location["name"]: location for location in resources(bundle, "Location")}
+    assert set(by_name) == {"W1", "B2", "FAC"}
+    assert by_name["B2"]["partOf"] == {"reference": f"Location/{by_name['W1']['id']}"}
+    assert "description" not in by_name["B2"]
+    assert validation_errors(bundle) == []
+
+
 def test_ft1_is_a_charge_item_of_the_patient_and_visit(convert_er7) -> None:
     msh = MSH.replace("ADT^A01^ADT_A01", "DFT^P03^DFT_P03")
     ft1 = segment("FT1", {1: "1", 2: "T1", 4: "20191122", 5: "20191122", 6: "CG", 7: "71045^Xray chest^C4", 10: "2", 11: "100&USD"})
