@@ -43,7 +43,9 @@ reasonCode, hospitalization or location; identifiers are added, never dropped.
 Order updates: the messages listed under "orders" in the data file (ORM/OMx, RDE, REF) state the
 ServiceRequest or MedicationRequest and replace it; every other message naming the order (an ORU's
 result, an RDS dispense ...) updates it: what it carries replaces (the result's ORC-5 status), what
-it lacks is kept (the order's timing, priority, requester), identifiers are added.
+it lacks is kept (the order's timing, priority, requester), identifiers are added. Either way an
+order stored in an end state ("order_end_states": completed, revoked ...) keeps it when the message
+gives an open one, so a late or resent ORM never reopens an order its result completed.
 
 Named resources, the same rule for what a message only names (mappers ConversionReport.named):
 a Practitioner, Organization, Location ... made from a datatype in another segment's field
@@ -74,6 +76,7 @@ from mappers.report import FILL, UPDATE
 
 EVENTS = Path(__file__).resolve().parent / "data" / "identity-events.json"
 SEEALSO, REPLACES, REPLACED_BY = "seealso", "replaces", "replaced-by"
+STATE = "state"  # merge_named's rule for an order a message states (data file "orders"): it replaces the stored one
 LINKED, CONTESTED = "level3", "level1"  # R4 identity-assuranceLevel
 MANAGED = ("id", "resourceType", "meta", "identifier", "link", "active")
 """Patient elements the merge rule treats specially; every other element follows snapshot/merge."""
@@ -131,10 +134,11 @@ def event_role(message: Message) -> str:
 
 
 def _order_rules(requests: list[BundleEntryRequest], message: Message) -> dict[str, str]:
-    """"Type/id" -> UPDATE for each order the message names without stating it (data file "orders", module docstring)."""
+    """"Type/id" -> STATE for each order the message states, UPDATE for each it names without stating it
+    (data file "orders", module docstring)."""
     owners = _events()["orders"]
-    return {r.url: UPDATE for r in requests if r.method == "PUT" and "?" not in r.url
-            and (stating := owners.get(r.url.partition("/")[0])) is not None and message.message_code not in stating}
+    return {r.url: STATE if message.message_code in stating else UPDATE for r in requests if r.method == "PUT" and "?" not in r.url
+            and (stating := owners.get(r.url.partition("/")[0])) is not None}
 
 
 def owns_visit(message: Message) -> bool:
@@ -189,19 +193,25 @@ def merge_patient(stored: dict[str, Any] | None, incoming: dict[str, Any], *, sn
 
 
 def merge_named(stored: dict[str, Any] | None, incoming: dict[str, Any], rule: str) -> dict[str, Any]:
-    """The resource to store when a message names it without stating it (module docstring): "update" or "fill";
-    identifiers unioned."""
+    """The resource to store when a message names it without stating it (module docstring): "update" or "fill",
+    or states an order ("state": replaced); identifiers unioned; an order's end state kept."""
     if stored is None:
         return incoming
-    result = {k: v for k, v in stored.items() if k != "meta"}
-    if rule == FILL:
-        for key, value in incoming.items():
-            result.setdefault(key, value)
+    if rule == STATE:
+        result = dict(incoming)
     else:
-        result.update(incoming)
+        result = {k: v for k, v in stored.items() if k != "meta"}
+        if rule == FILL:
+            for key, value in incoming.items():
+                result.setdefault(key, value)
+        else:
+            result.update(incoming)
     identifiers = _union(stored.get("identifier") or [], incoming.get("identifier") or [], _identifier_key)
     if identifiers:
         result["identifier"] = identifiers
+    ends = _events()["order_end_states"].get(stored.get("resourceType", ""), ())
+    if stored.get("status") in ends and result.get("status") not in ends:
+        result["status"] = stored["status"]
     return result
 
 

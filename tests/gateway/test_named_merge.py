@@ -144,3 +144,22 @@ def test_an_order_message_states_the_order_whole(ingestor: Ingestor) -> None:
     _ingest(ingestor, _order("ORM^O01^ORM_O01", "O2", "ORC|XO|PLC1^CPOE|FIL1^LAB||SC", "OBR|1|PLC1^CPOE|FIL1^LAB|GLU^Glucose^L"))
     changed = _one(ingestor, "ServiceRequest", "PLC1")
     assert "requester" not in changed and "occurrenceTiming" not in changed  # the placer's new order replaced the old
+
+
+RESULT = _order("ORU^R01^ORU_R01", "R1", "ORC|RE|PLC1^CPOE|FIL1^LAB||CM",
+                "OBR|1|PLC1^CPOE|FIL1^LAB|GLU^Glucose^L|||20260301080000+0800|||||||||||||||20260302070000+0800||CH|F",
+                "OBX|1|NM|GLU^Glucose^L||5.5|mmol/L|||||F")
+
+
+def test_an_order_message_after_the_result_does_not_reopen_the_order(ingestor: Ingestor) -> None:
+    """A late or resent ORM (ORC-5 SC: active) after the ORU that completed the order: the order's
+    other elements are what the ORM states, its status stays completed (data file "order_end_states")."""
+    _ingest(ingestor, ORDER)
+    requester = _one(ingestor, "ServiceRequest", "PLC1")["requester"]
+    _ingest(ingestor, RESULT)
+    _ingest(ingestor, ORDER.replace(b"|O1|", b"|O3|").replace(b"|1234^SMITH^JOHN", b"|5678^JONES^ANN"))
+    order = _one(ingestor, "ServiceRequest", "PLC1")
+    assert order["status"] == "completed"
+    assert order["requester"] != requester  # the rest is what the ORM states
+    _ingest(ingestor, _order("ORM^O01^ORM_O01", "O4", "ORC|CA|PLC1^CPOE|FIL1^LAB||CA", "OBR|1|PLC1^CPOE|FIL1^LAB|GLU^Glucose^L"))
+    assert _one(ingestor, "ServiceRequest", "PLC1")["status"] == "revoked"  # from one end state to another: kept
