@@ -34,7 +34,7 @@ from typing import Any, Callable
 
 from adapters.hl7v2.errors import DataTypeError, Location
 from adapters.hl7v2.escape import unescape
-from adapters.hl7v2.message import COMPONENT, Message, Segment, Value
+from adapters.hl7v2.message import COMPONENT, NULL, Message, Segment, Value
 from mappers import functions, ids, vocab
 from mappers.paths import merge, prune
 from mappers.primitives import PRIMITIVES, ZONED
@@ -378,10 +378,14 @@ def compile_map(m: Map, specs: Specs) -> Callable[[Context, dict[str, Any]], Any
                       f"{indent}    if sd.repetition in text:",
                       f"{indent}        text = text.partition(sd.repetition)[0]",
                       f"{indent}    if text != '' and text != '\"\"':",
-                      f"{indent}        if sd.component in text:",
+                      f"{indent}        if sd.component in text:  # a first leaf split off as the null `\"\"` reads as '' (v2.5 2.5.3)",
                       f"{indent}            text = text.partition(sd.component)[0]",
+                      f"{indent}            if text == '\"\"':",
+                      f"{indent}                text = ''",
                       f"{indent}        if sd.subcomponent in text:",
                       f"{indent}            text = text.partition(sd.subcomponent)[0]",
+                      f"{indent}            if text == '\"\"':",
+                      f"{indent}                text = ''",
                       f"{indent}        if sd.escape in text:",
                       f"{indent}            text = unescape(text, sd)",
                       f"{indent}    else:",
@@ -428,6 +432,8 @@ def compile_map(m: Map, specs: Specs) -> Callable[[Context, dict[str, Any]], Any
                           f"{indent}if not plain:  # not plain: delims is not None",
                           f"{indent}    if leaf_sep and leaf_sep in text:",
                           f"{indent}        text = text.partition(leaf_sep)[0]",
+                          f"{indent}        if text == '\"\"':  # a first subcomponent sent as the null (v2.5 2.5.3)",
+                          f"{indent}            text = ''",
                           f"{indent}    if delims.escape in text:",
                           f"{indent}        text = unescape(text, delims)"]
             elif row.value is None and callees[i] is None:  # a constant needs no Value; rows sharing a component share its Value
@@ -705,11 +711,13 @@ def _own_raw_text(fld: int, comp: int | None) -> str:
 
 
 def _raw_text(raw: str, d: Any) -> str:
-    """Value.text of a repetition or a component as sent: its first leaf, decoded."""
+    """Value.text of a valued repetition or component as sent (not `\"\"` itself): its first leaf, decoded."""
     if d.component in raw:
         raw = raw.partition(d.component)[0]
     if d.subcomponent in raw:
         raw = raw.partition(d.subcomponent)[0]
+    if raw == NULL:  # a first leaf split off as the null (v2.5 2.5.3)
+        return ""
     return unescape(raw, d) if d.escape in raw else raw
 
 
@@ -758,6 +766,8 @@ def _component_text(pieces: list[str], k: int, leaf_sep: str | None, delims: Any
         return ""
     if leaf_sep:
         raw = raw.partition(leaf_sep)[0]
+        if raw == NULL:
+            return ""
     if delims is not None and delims.escape in raw:
         raw = unescape(raw, delims)
     return raw.strip()

@@ -205,12 +205,6 @@ def care_locations(ctx: Context, value: Value | None, args: dict[str, Any]) -> d
     return location_chain(ctx, value, args["levels"], blank=9)
 
 
-def _valued(text: str) -> str:
-    """The stripped text, or "" for the v2 null "" (v2 2.5.3)."""
-    text = text.strip()
-    return "" if text == '""' else text
-
-
 def location_chain(ctx: Context, value: Value, levels: list[list[Any]], blank: int | None = None) -> dict[str, str] | None:
     """location_hierarchy of a composite whose levels are its components (PL, NDL); component
     `blank` is read as empty (a component the IG maps to nothing, NDL.9); PL.9 describes the most
@@ -222,7 +216,7 @@ def location_chain(ctx: Context, value: Value, levels: list[list[Any]], blank: i
         if comp > len(sent) or not sent[comp - 1] or comp == blank:
             continue
         subs = value.subtexts(comp)
-        name = _valued(subs[0])  # PL components are HD: the first subcomponent names the level
+        name = subs[0].strip()  # PL components are HD: the first subcomponent names the level
         if name:
             present.append((comp, subs, name, physical))
     if not present:
@@ -235,12 +229,12 @@ def location_chain(ctx: Context, value: Value, levels: list[list[Any]], blank: i
     most_specific = present[0][0]
     for comp, subs, name, physical in reversed(present):  # from the facility down, so ids include the parents
         chain = f"{chain}/{name}" if chain else name  # identity within the hierarchy: the names from the facility down
-        other_id = _valued(subs[1]) if len(subs) > 1 else ""
+        other_id = subs[1].strip() if len(subs) > 1 else ""
         id_type = subs[2].strip().upper() if other_id and len(subs) > 2 else ""
         description = ""
         if comp == most_specific and blank != 9:
             found = value.subtexts(9)
-            description = _valued(found[0]) if found else ""
+            description = found[0].strip() if found else ""
         key = (physical, chain, other_id, id_type, description, parent_ref["reference"] if parent_ref is not None else None)
         known = made.get(key)
         if known is not None:

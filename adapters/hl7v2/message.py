@@ -18,11 +18,15 @@ from adapters.hl7v2.structures import structure_for
 REPETITION, COMPONENT, SUBCOMPONENT = 0, 1, 2
 
 
+NULL = '""'  # the explicit null (v2.5 2.5.3): a field, component or subcomponent sent as exactly ""
+
+
 class Value:
     """One repetition of a field, or one component, or one subcomponent; children are 1-based.
 
     `text` is the decoded first leaf: reading a primitive where a composite was sent takes its
-    first component, as HL7 receivers do (v2.5 2.6.3).
+    first component, as HL7 receivers do (v2.5 2.6.3). A leaf sent as `""` (the null) reads as
+    '' in every text helper: it deletes a value and is never a value itself (v2.5 2.5.3).
     """
 
     __slots__ = ("raw", "_d", "_level", "_pieces", "_kids")
@@ -106,7 +110,9 @@ class Value:
             raw = raw.partition(d.component)[0]
         if level != SUBCOMPONENT and d.subcomponent in raw:
             raw = raw.partition(d.subcomponent)[0]
-        return unescape(raw, d) if d.escape in raw else raw
+        if d.escape in raw:
+            return unescape(raw, d)
+        return raw if raw != NULL else ""
 
     def get(self, component: int, subcomponent: int = 1) -> str:
         """Decoded text at component (and subcomponent) of this repetition."""
@@ -115,7 +121,7 @@ class Value:
     @property
     def is_null(self) -> bool:
         """The explicit HL7 null `""`: the receiver deletes the value (v2.5 2.5.3)."""
-        return self.raw == '""'
+        return self.raw == NULL
 
     def __bool__(self) -> bool:
         return bool(self.raw)
@@ -135,14 +141,14 @@ class Value:
             return ["", *(self[k].text for k in range(1, upto + 1))]
         sub, esc = d.subcomponent, d.escape
         whole = self.raw
-        if sub not in whole and esc not in whole:  # the usual: each component is its own text
+        if sub not in whole and esc not in whole and NULL not in whole:  # the usual: each component is its own text
             texts = ["", *pieces] if len(pieces) <= upto else ["", *pieces[:upto]]
         else:
             texts = [""]
             for raw in pieces[:upto]:
                 if sub in raw:
                     raw = raw.partition(sub)[0]
-                texts.append(unescape(raw, d) if esc in raw else raw)
+                texts.append(unescape(raw, d) if esc in raw else raw if raw != NULL else "")
         if len(texts) <= upto:
             texts += [""] * (upto + 1 - len(texts))
         return texts
@@ -159,6 +165,8 @@ class Value:
         if not raw:
             return ()
         subs = raw.split(d.subcomponent)
+        if NULL in raw:
+            subs = [sub if sub != NULL else "" for sub in subs]
         return [unescape(sub, d) for sub in subs] if d.escape in raw else subs
 
     def decoded(self) -> list[list[str]]:
@@ -262,7 +270,9 @@ class Segment:
                 comps = raw.split(d.component)
                 raw = comps[component - 1] if component <= len(comps) else ""
             raw = raw.partition(d.subcomponent)[0]
-            return unescape(raw, d) if d.escape in raw else raw
+            if d.escape in raw:
+                return unescape(raw, d)
+            return raw if raw != NULL else ""
         if repetition == 1:
             value = self[field]
         else:

@@ -62,3 +62,49 @@ def test_a_number_of_any_size_converts_to_json_or_is_left_out(number: bytes) -> 
     assert orjson.loads(orjson.dumps(bundle)) == bundle
     patient = next(e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Patient")
     assert "multipleBirthInteger" not in patient  # beyond FHIR's 32-bit integer
+
+
+# (message, text as sent, the same with one component or subcomponent sent as the null "")
+NULLED_PARTS = [
+    ("ADT-A01-01.hl7", b"|beats/min^^ISO|", b'|""^^ISO|'),  # OBX-6.1 units (CWE): Quantity code and unit
+    ("ADT-A01-01.hl7", b"|SMITH^Angela^L", b'|SMITH^""^L'),  # PID-6.2 mother's maiden name (XPN, assembled)
+    ("ADT-A01-01.hl7", b"2106-3^White^HL70005", b'2106-3^""^HL70005'),  # PID-10.2 race text (CWE)
+    ("ADT-A01-01.hl7", b"|HMO-12345^^^", b'|""^^^'),  # IN1-49.1 insured's id (CX)
+    ("ADT-A01-01.hl7", b"^fred@nnnn.com^", b'^""^'),  # ROL-12.4 email (XTN)
+    ("ADT-A01-01.hl7", b"|Research Park^Fairfax^VA^", b'|Research Park^""^VA^'),  # OBX-24.3 city (XAD)
+    ("ADT-A01-01.hl7", b"|1134^Aly^Zafar^", b'|1134^""^Zafar^'),  # OBX-16.2 family name (XCN)
+    ("ADT-A06-01.hl7", b"^PRN^PH^^^270^6009800", b'^PRN^PH^^^""^6009800'),  # PID-13.6 area code (XTN)
+    ("OMG-O19-01.hl7", b"|9adf2339de714c6698063e3ddf5d07&L^", b'|""&L^'),  # ORC-4.1.1 placer group (EIP/EI)
+    ("OMG-O19-01.hl7", b"|2017-PAT-123456-1&L", b'|""&L'),  # SPM-2.1.1 specimen id (EIP/EI)
+    ("OMG-O19-01.hl7", b"^IM^JPEG^Base64^", b'^IM^""^Base64^'),  # OBX-5.3 media subtype (ED)
+    ("RDE-O11-01.hl7", b"caps^capsule", b'caps^""'),  # RXE-11.2 dispense units (CWE)
+    ("MDM-T01-01.hl7", b"54^&lbs", b'54^&""'),  # TQ1-2.2.2 quantity unit text (CQ/CWE subcomponent)
+]
+
+
+def _strings(node: object) -> list[str]:
+    """Every string in a Bundle (JSON) node."""
+    if isinstance(node, dict):
+        return [s for v in node.values() for s in _strings(v)]
+    if isinstance(node, list):
+        return [s for v in node for s in _strings(v)]
+    return [node] if isinstance(node, str) else []
+
+
+@pytest.mark.skipif(not MESSAGES, reason="shared corpus not present")
+@pytest.mark.parametrize(("name", "sent", "nulled"), NULLED_PARTS, ids=[f"{n}:{s.decode()[:24]}" for n, s, _ in NULLED_PARTS])
+def test_a_component_sent_as_the_null_never_becomes_text(name: str, sent: bytes, nulled: bytes) -> None:
+    # v2.5 2.5.3: a component or subcomponent sent as exactly "" deletes the value; it is never a value itself
+    raw = (CORPUS / name).read_bytes()
+    assert raw.count(sent) >= 1 and b'""' not in raw
+    raw = raw.replace(sent, nulled, 1)
+    bundle, _ = convert_message(parse(raw), raw)
+    assert [s for s in _strings(bundle) if '""' in s] == []
+
+
+@pytest.mark.skipif(not MESSAGES, reason="shared corpus not present")
+def test_quotes_inside_text_stay_text() -> None:
+    raw = (CORPUS / "LRI_2.0-NG_CBC_Typ_Message.hl7").read_bytes()
+    raw = raw.replace(b"|Many spherocytes present.|", b'|he said ""no""|', 1)  # OBX-5 TX
+    bundle, _ = convert_message(parse(raw), raw)
+    assert any('he said ""no""' in s for s in _strings(bundle))
