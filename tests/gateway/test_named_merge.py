@@ -3,7 +3,8 @@
 A practitioner, organization or location named in another segment's field ("update": what the
 message carries replaces, what it lacks is kept, v2.5 2.5.3), a parent Condition/Procedure named
 by its identifier alone ("fill": only what is missing is added; mappers ConversionReport.named),
-and an order named by a result ("update"; data/identity-events.json "orders"). Through the real
+and an order named by a result ("update"; data/identity-events.json "orders"), which keeps an end
+state a later order message would reopen ("order_end_states"). Through the real
 ingest path (gateway.ingest.Ingestor) on SQLite and PostgreSQL."""
 from __future__ import annotations
 
@@ -125,15 +126,16 @@ def _order(kind: str, control_id: str, orc: str, obr: str, *rest: str) -> bytes:
 
 ORDER = _order("ORM^O01^ORM_O01", "O1", "ORC|NW|PLC1^CPOE|FIL1^LAB||SC||^^^20260301090000+0800^^R||20260301080000+0800|||1234^SMITH^JOHN",
                "OBR|1|PLC1^CPOE|FIL1^LAB|GLU^Glucose^L|||20260301080000+0800")
+RESULT = _order("ORU^R01^ORU_R01", "R1", "ORC|RE|PLC1^CPOE|FIL1^LAB||CM",
+                "OBR|1|PLC1^CPOE|FIL1^LAB|GLU^Glucose^L|||20260301080000+0800|||||||||||||||20260302070000+0800||CH|F",
+                "OBX|1|NM|GLU^Glucose^L||5.5|mmol/L|||||F")
 
 
 def test_a_result_updates_the_order_it_answers_and_keeps_what_it_does_not_say(ingestor: Ingestor) -> None:
     _ingest(ingestor, ORDER)
     ordered = _one(ingestor, "ServiceRequest", "PLC1")
     assert ordered["status"] == "active" and ordered["priority"] == "routine" and "requester" in ordered
-    _ingest(ingestor, _order("ORU^R01^ORU_R01", "R1", "ORC|RE|PLC1^CPOE|FIL1^LAB||CM",
-                             "OBR|1|PLC1^CPOE|FIL1^LAB|GLU^Glucose^L|||20260301080000+0800|||||||||||||||20260302070000+0800||CH|F",
-                             "OBX|1|NM|GLU^Glucose^L||5.5|mmol/L|||||F"))
+    _ingest(ingestor, RESULT)
     resulted = _one(ingestor, "ServiceRequest", "PLC1")
     assert resulted["status"] == "completed"  # what the result says replaces
     assert {k: v for k, v in resulted.items() if k not in ("status", "specimen")} == {k: v for k, v in ordered.items() if k != "status"}
@@ -144,11 +146,6 @@ def test_an_order_message_states_the_order_whole(ingestor: Ingestor) -> None:
     _ingest(ingestor, _order("ORM^O01^ORM_O01", "O2", "ORC|XO|PLC1^CPOE|FIL1^LAB||SC", "OBR|1|PLC1^CPOE|FIL1^LAB|GLU^Glucose^L"))
     changed = _one(ingestor, "ServiceRequest", "PLC1")
     assert "requester" not in changed and "occurrenceTiming" not in changed  # the placer's new order replaced the old
-
-
-RESULT = _order("ORU^R01^ORU_R01", "R1", "ORC|RE|PLC1^CPOE|FIL1^LAB||CM",
-                "OBR|1|PLC1^CPOE|FIL1^LAB|GLU^Glucose^L|||20260301080000+0800|||||||||||||||20260302070000+0800||CH|F",
-                "OBX|1|NM|GLU^Glucose^L||5.5|mmol/L|||||F")
 
 
 def test_an_order_message_after_the_result_does_not_reopen_the_order(ingestor: Ingestor) -> None:

@@ -22,7 +22,8 @@ CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus" / "ms-
 MESSAGES = [c.payload for p in sorted(CORPUS.glob("*.hl7")) for c in split_messages(p.read_bytes())] if CORPUS.is_dir() else []
 AWKWARD = [
     b"^", b"&", b"~", b"\\", b'""', b"\\X41\\", b"\\E\\", b"\\H\\", b"20231301", b"20230230", b"2023", b"-5", b"1e400",
-    b"99999999999999999999", b"9" * 5000, b"-2147483649", b"9" * 400 + b".5", b"0", b"x" * 300, "王小红".encode(), b"+0800", b"20230101120000.1234+2400", b"2023010112",
+    b"99999999999999999999", b"9" * 5000, b"-2147483649", b"9" * 400 + b".5", b"0", b"x" * 300, "王小红".encode(),
+    b"+0800", b"20230101120000.1234+2400", b"2023010112",
     b"ST", b"NM", b"SN", b"CWE", b"TS", b"DT", b"ED", b"RP", b"TX", b"NA", b"<", b"=", b":", b"1:2", b"^^^^", b"&&&",
     b"1^2^3^4^5^6^7^8^9^10", b"", b"F", b"C", b"SEL", b"A",
 ]
