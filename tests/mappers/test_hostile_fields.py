@@ -25,25 +25,37 @@ AWKWARD = [
     b"99999999999999999999", b"9" * 5000, b"-2147483649", b"9" * 400 + b".5", b"0", b"x" * 300, "王小红".encode(),
     b"+0800", b"20230101120000.1234+2400", b"2023010112",
     b"ST", b"NM", b"SN", b"CWE", b"TS", b"DT", b"ED", b"RP", b"TX", b"NA", b"<", b"=", b":", b"1:2", b"^^^^", b"&&&",
-    b"1^2^3^4^5^6^7^8^9^10", b"", b"F", b"C", b"SEL", b"A",
+    b"1^2^3^4^5^6^7^8^9^10", b"", b"F", b"C", b"SEL", b"A", b"\\.br\\", b"\\M\\", b"-0", b"+", b"00000000", b"19000229",
+    b"9999", b"0000", b"1.", b".", b"-.5", b"&^~", b"@",
 ]
 
 
-@pytest.mark.skipif(not MESSAGES, reason="shared corpus not present")
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(data=st.data())
-def test_a_field_of_any_content_converts_or_is_an_hl7_error(data: st.DataObject) -> None:
+def _mutated(data: st.DataObject, most: int) -> bytes:
+    """A corpus message with 1 to `most` fields, or single components, replaced by awkward values."""
     segments = re.split(rb"\r\n|\r|\n", data.draw(st.sampled_from(MESSAGES)))
-    for _ in range(data.draw(st.integers(1, 4))):
+    for _ in range(data.draw(st.integers(1, most))):
         s = data.draw(st.integers(0, len(segments) - 1))
         fields = segments[s].split(b"|")
         first = 3 if segments[s].startswith(b"MSH") else 1  # MSH-1/MSH-2 are the delimiters
         if len(fields) <= first:
             continue
         k = data.draw(st.integers(first, len(fields) - 1))
-        fields[k] = b"".join(data.draw(st.lists(st.sampled_from(AWKWARD), min_size=1, max_size=2)))
+        awkward = b"".join(data.draw(st.lists(st.sampled_from(AWKWARD), min_size=1, max_size=2)))
+        if b"^" in fields[k] and data.draw(st.booleans()):
+            components = fields[k].split(b"^")
+            components[data.draw(st.integers(0, len(components) - 1))] = awkward
+            fields[k] = b"^".join(components)
+        else:
+            fields[k] = awkward
         segments[s] = b"|".join(fields)
-    raw = b"\r".join(segments)
+    return b"\r".join(segments)
+
+
+@pytest.mark.skipif(not MESSAGES, reason="shared corpus not present")
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_a_field_of_any_content_converts_or_is_an_hl7_error(data: st.DataObject) -> None:
+    raw = _mutated(data, 4)
     try:
         bundle, _ = convert_message(parse(raw), raw)
     except HL7Error as error:
