@@ -55,3 +55,17 @@ def test_an_rp_pointer_with_whitespace_is_an_error_naming_the_field() -> None:
     assert validation_errors(bundle) == []
     with pytest.raises(DataTypeError, match=r"OBX-5"):
         document("Vinyl people junk skiing")
+
+
+def test_a_negative_appointment_duration_is_an_error_naming_the_field() -> None:
+    # IG AIP-9: participant.period.end = AIP-6 + duration; a negative one would end before the start (R4 per-1)
+    def appointment(minutes: str) -> tuple[dict, object]:
+        return convert(er7(
+            "MSH|^~\\&|SCHED|GHH|PB|GHH|20240510083000+0800||SIU^S12^SIU_S12|1|P|2.5.1",
+            "SCH|APT-77^SCHED|FAPT-77^GHHSCH||||BOOKED^Booked^L",
+            PID, "RGS|1",
+            f"AIP|1||2002^Zhang^Wei|RAD^Radiologist^L||20240512090000+0800|||{minutes}|min^minutes^ISO+"))
+    bundle, _ = appointment("30")
+    assert only(bundle, "Appointment")["participant"][0]["period"]["end"] == "2024-05-12T09:30:00+08:00"
+    with pytest.raises(DataTypeError, match=r"negative.*AIP-9"):
+        appointment("-1")
