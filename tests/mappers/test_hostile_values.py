@@ -69,3 +69,16 @@ def test_a_negative_appointment_duration_is_an_error_naming_the_field() -> None:
     assert only(bundle, "Appointment")["participant"][0]["period"]["end"] == "2024-05-12T09:30:00+08:00"
     with pytest.raises(DataTypeError, match=r"negative.*AIP-9"):
         appointment("-1")
+
+
+def test_a_dose_range_whose_high_is_below_its_low_is_an_error_naming_the_field() -> None:
+    # IG RXE-3/RXE-4 -> doseRange.low/high in the one unit RXE-5; R4 rng-2: low SHALL NOT be above high
+    def order(low: str, high: str) -> tuple[dict, object]:
+        return convert(er7("MSH|^~\\&|PH|HOSP|EHR|HOSP|20240415080000+0800||RDE^O11^RDE_O11|1|P|2.5.1",
+                           PID, "ORC|NW|PL-1^HOSP", f"RXE||123^Drug A^NDC|{low}|{high}|mg^mg^UCUM"))
+    bundle, _ = order("1", "2")
+    dose = only(bundle, "MedicationRequest")["dosageInstruction"][0]["doseAndRate"][0]["doseRange"]
+    assert (dose["low"]["value"], dose["high"]["value"]) == (1, 2)
+    assert order("2", "2")[0] is not None
+    with pytest.raises(DataTypeError, match=r"below the low.*RXE-4"):
+        order("1", "0")
