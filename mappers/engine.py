@@ -753,8 +753,9 @@ def _hoisted_equals(m: Map, own: str | None) -> dict[tuple[int | None, int | Non
 
 def _plain_component_text(k: int) -> str:
     """The expression for `_component_text` of component k, inlined when the value is `plain`."""
-    return (f"((pieces[{k}].strip() if pieces[{k}] != '\"\"' else '') if nparts > {k} else '') if plain "
-            f"else _component_text(pieces, {k}, leaf_sep, delims)")
+    # parenthesized whole: a conditional expression binds looser than the `in` the caller puts after it
+    return (f"(((pieces[{k}].strip() if pieces[{k}] != '\"\"' else '') if nparts > {k} else '') if plain "
+            f"else _component_text(pieces, {k}, leaf_sep, delims))")
 
 
 def _component_text(pieces: list[str], k: int, leaf_sep: str | None, delims: Any) -> str:

@@ -69,11 +69,14 @@ def end_after_duration(ctx: Context, value: Value | None, args: dict[str, Any]) 
     """args.start (a DTM field of this segment) + this NM duration in args.units -> FHIR dateTime.
 
     IG AIS-7/AIG-11/AIL-9/AIP-9: participant.period.end = period.start + duration. The end keeps
-    the start's UTC offset and precision is seconds."""
+    the start's UTC offset and precision is seconds. A negative duration would end the period before
+    its start (R4 per-1): the sender's error."""
     seconds = _duration_seconds(ctx, value, args)
     seg = ctx.segment
     if seconds is None or seg is None:
         return None
+    if seconds < 0:
+        raise DataTypeError(f"duration {value.text.strip()!r} is negative: the end would be before the start")  # type: ignore[union-attr]
     reps = seg.reps(int(args["start"]))
     if not reps or reps[0].is_null or not reps[0].text.strip():
         return None

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any, Callable
 
+from adapters.hl7v2.errors import DataTypeError
 from adapters.hl7v2.message import Value
 from mappers import primitives, vocab
 
@@ -209,7 +210,22 @@ def located_at_address(ctx: Context, value: Value | None, args: dict[str, Any]) 
     return place
 
 
+def range_high(ctx: Context, value: Value | None, args: dict[str, Any]) -> int | float | None:
+    """NM -> Range.high.value whose low is field args.low of this segment (IG RXO-3/RXE-4 doseRange.high,
+    both in the one unit RXO-4/RXE-5): a high below the low is the sender's error (R4 rng-2)."""
+    high = primitives.decimal(value.text) if value is not None else None
+    seg = ctx.segment
+    if high is None or seg is None:
+        return high
+    reps = seg.reps(int(args["low"]))
+    low = primitives.decimal(reps[0].text) if reps and not reps[0].is_null else None
+    if low is not None and low > high:
+        raise DataTypeError(f"high {value.text.strip()!r} is below the low {reps[0].text.strip()!r}")  # type: ignore[union-attr]
+    return high
+
+
 FUNCTIONS: dict[str, Fn] = {
+    "range_high": range_high,
     "located_at_address": located_at_address,
     "explicit_time": explicit_time,
     "explicit_times": explicit_times,

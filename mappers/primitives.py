@@ -35,8 +35,8 @@ _INT64_MIN, _INT64_MAX = -(2**63), 2**64 - 1  # the whole numbers orjson writes
 
 def _offset(zone: tzinfo, year: str, month: str, day: str, hour: str, minute: str | None, second: str | None) -> str:
     """The zone's UTC offset at this wall-clock time, as +HH:MM (an IANA zone's DST included)."""
-    # a fixed offset (UTC, the default) is the same at every moment; year 0000 keeps datetime's refusal below
-    if zone.__class__ is timezone and year != "0000":
+    # a fixed offset (UTC, the default) is the same at every moment
+    if zone.__class__ is timezone:
         fixed = _FIXED.get(zone)
         if fixed is None:
             fixed = _FIXED[zone] = _format_offset(int(zone.utcoffset(None).total_seconds()))
@@ -75,6 +75,8 @@ def _parse(text: str) -> tuple[str, str | None, str | None, str | None, str | No
         # the usual YYYYMMDD[HHMM[SS]][+/-ZZZZ] without fraction: sliced, as _DTM would split it
         y, mo, d, h, mi, s = plain[:4], plain[4:6] or None, plain[6:8] or None, plain[8:10] or None, plain[10:12] or None, plain[12:14] or None
         oh, om = (zone[:2], zone[2:]) if zone is not None else (None, None)
+        if y == "0000":
+            _no_year_zero(text)
         # two ASCII digits each, so comparing the strings compares the numbers: _check only for what may be out of range
         if mo and not ("01" <= mo <= "12" and (not d or "01" <= d <= "28") and (not h or h <= "23") and (not mi or mi <= "59")
                        and (not s or s <= "59") and (not sign or oh <= "14" and om <= "59")):  # type: ignore[operator]
@@ -84,8 +86,15 @@ def _parse(text: str) -> tuple[str, str | None, str | None, str | None, str | No
     if not m:
         raise DataTypeError(f"{text!r} is not an HL7 v2 date/time (YYYY[MM[DD[HH[MM[SS[.S]]]]]][+/-ZZZZ])")
     y, mo, d, h, mi, s, frac, sign, oh, om = m.groups()
+    if y == "0000":
+        _no_year_zero(text)
     _check(text, y, mo, d, h, mi, s, sign, oh, om)
     return y, mo, d, h, mi, s, frac, f"{sign}{oh}:{om}" if sign else None
+
+
+def _no_year_zero(text: str) -> None:
+    """Year 0000 does not exist: FHIR R4 date/dateTime/instant admit years 0001-9999 (datatypes.html#dateTime)."""
+    raise DataTypeError(f"{text!r}: year 0000 does not exist")
 
 
 def _check(text: str, y: str, mo: str | None, d: str | None, h: str | None, mi: str | None, s: str | None,
@@ -159,7 +168,8 @@ def _usual_date_time(text: str, instant: bool, zone: tzinfo) -> str | None:
         return None
     year, month, day, hour, minute, second = plain[:4], plain[4:6], plain[6:8], plain[8:10], plain[10:12], plain[12:] or "00"
     # two ASCII digits each, so comparing the strings compares the numbers (as in _parse)
-    if not ("01" <= month <= "12" and "01" <= day <= "28" and hour <= "23" and minute <= "59" and second <= "59"):
+    if not ("01" <= month <= "12" and "01" <= day <= "28" and hour <= "23" and minute <= "59" and second <= "59"
+            and year != "0000"):
         return None
     if sign is None:
         offset = _offset(zone, year, month, day, hour, minute, second)
@@ -177,7 +187,7 @@ def date_time(text: str, zone: tzinfo = timezone.utc) -> str | None:
     if len(text) == 8 and text.isdigit() and text.isascii():
         # YYYYMMDD, the commonest (a birth date): a date, as _parse and _date_time would give it
         month, day = text[4:6], text[6:]
-        if "01" <= month <= "12" and "01" <= day <= "28":
+        if "01" <= month <= "12" and "01" <= day <= "28" and text[:4] != "0000":
             return f"{text[:4]}-{month}-{day}"
     return (_usual_date_time(text, False, zone) or _date_time(*_parse(text), False, zone)) if text else None
 
@@ -269,6 +279,29 @@ def code(text: str) -> str | None:
     return text or None
 
 
+def uri(text: str) -> str | None:
+    """FHIR uri/url: no whitespace at all (R4 datatypes.html#uri, regex \\S*); a text with inner whitespace
+    is no address FHIR could hold, so it is the sender's error rather than an attachment left without one."""
+    text = text.strip()
+    if " " in text or not text.isprintable():
+        raise DataTypeError(f"{text!r} is not a url (a url has no whitespace)")
+    return text or None
+
+
+_COMPARATORS = frozenset({"<", "<=", ">", ">="})  # R4 quantity-comparator, a required binding
+
+
+def comparator(text: str) -> str | None:
+    """SN.1 -> Quantity.comparator: `<`, `<=`, `>`, `>=` as sent; `=` or blank is no comparator (v2.5 2.A.72);
+    anything else has no FHIR comparator to take it."""
+    text = text.strip()
+    if text in _COMPARATORS:
+        return text
+    if text == "=" or not text:
+        return None
+    raise DataTypeError(f"{text!r} is not a comparator (<, <=, >, >= or =)")
+
+
 # The primitives whose result depends on the conversion's zone: called as f(text, zone).
 ZONED = frozenset({"dateTime", "instant"})
 
@@ -277,8 +310,9 @@ PRIMITIVES = {
     "markdown": string,
     "code": code,
     "id": code,
-    "uri": code,
-    "url": code,
+    "uri": uri,
+    "url": uri,
+    "comparator": comparator,
     "dateTime": date_time,
     "date": date,
     "instant": instant,
