@@ -108,7 +108,7 @@ def test_a_duration_too_long_for_fhir_is_an_error_at_its_field(sch9: str, start:
     with pytest.raises(DataTypeError, match=where):
         convert(er7(
             "MSH|^~\\&|S|F|R|F|20240101120000+0000||SIU^S12^SIU_S12|1|P|2.5.1",
-            f"SCH|A1|F1|||||||{sch9}|s",
+            f"SCH|A1|F1|||||||{sch9}|s|^^^20240102090000+0100^20240102100000+0100",  # a booked appointment has both (app-3)
             "PID|1||P1^^^F^MR||Doe^Jo",
             "RGS|1",
             f"AIP|1||7^Kim^Lee|||{start}|||{aip9}|h^hours^ISO+||Booked",
