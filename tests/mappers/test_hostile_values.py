@@ -62,7 +62,7 @@ def test_a_negative_appointment_duration_is_an_error_naming_the_field() -> None:
     def appointment(minutes: str) -> tuple[dict, object]:
         return convert(er7(
             "MSH|^~\\&|SCHED|GHH|PB|GHH|20240510083000+0800||SIU^S12^SIU_S12|1|P|2.5.1",
-            "SCH|APT-77^SCHED|FAPT-77^GHHSCH||||BOOKED^Booked^L",
+            "SCH|APT-77^SCHED|FAPT-77^GHHSCH||||BOOKED^Booked^L|||||^^^20240512090000+0800^20240512093000+0800",
             PID, "RGS|1",
             f"AIP|1||2002^Zhang^Wei|RAD^Radiologist^L||20240512090000+0800|||{minutes}|min^minutes^ISO+"))
     bundle, _ = appointment("30")
