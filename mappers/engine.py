@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from datetime import timezone, tzinfo
 from typing import Any, Callable
 
-from adapters.hl7v2.errors import DataTypeError, Location
+from adapters.hl7v2.errors import DataTypeError, Location, RequiredFieldMissing
 from adapters.hl7v2.escape import unescape
 from adapters.hl7v2.message import COMPONENT, NULL, Message, Segment, Value
 from mappers import functions, ids, vocab
@@ -1220,6 +1220,8 @@ def convert_message(
             built = run_map(m, ctx, record.resource)
             if not built and not record.resource:
                 continue
+            if m.required:
+                _check_required(m, record.resource, seg)
             if m.build is not None and not map_clean(m, specs):
                 record.clean = False
             record.seq = len(records)
@@ -1228,6 +1230,16 @@ def convert_message(
                 by_name.setdefault(record.name, []).append(record)
         segment_done(seg, reads)
     return _finish(state), report
+
+
+def _check_required(m: Map, resource: dict[str, Any], seg: Segment) -> None:
+    """A map's `required` elements (specs._compile_required): the first one the segment left empty is
+    the sender's RequiredFieldMissing at its field, whether the field was empty or held nothing usable."""
+    for element, fld in m.required:
+        if element not in resource:
+            raise RequiredFieldMissing(
+                f"{seg.id}-{fld} gives no {m.resource}.{element}, which FHIR R4 requires",
+                location=Location(seg.id, seg.sequence, fld))
 
 
 def _record_id(record: Record, state: MessageState, busy: set[int], *, by_identifier: bool = True) -> str:

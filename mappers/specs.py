@@ -27,7 +27,7 @@ SPEC_DIR = Path(__file__).resolve().parent / "specs"
 _UNSET: Any = object()
 _JSON_SCALARS = (str, int, float, bool, type(None))
 _ROW_KEYS = {"from", "to", "type", "vocab", "when", "value", "fn", "args", "set", "default", "format", "note"}
-_MAP_KEYS = {"segment", "resource", "key", "rows", "fn", "args", "target_all", "names", "ig", "note"}
+_MAP_KEYS = {"segment", "resource", "key", "rows", "fn", "args", "target_all", "names", "required", "ig", "note"}
 _ENTRY_KEYS = {"map", "as", "into", "refs", "link", "when", "note"}
 _MAP_NAME = re.compile(r"^([A-Z][A-Z0-9]{1,2})\[([^\]]+)\]$")
 
@@ -96,6 +96,7 @@ class Map:
     args: dict[str, Any] = field(default_factory=dict)
     target_all: bool = False
     names: bool = False  # the resource is only named (a parent known by its identifier): ConversionReport.named
+    required: tuple[tuple[str, int], ...] = ()  # (FHIR element, v2 field): no element means the field is missing (_compile_required)
     file: str = ""
     compiled: Callable[..., Any] | None = None  # the rows as one Python function (engine.compile_map), made on first use
     clean: bool | None = None  # whether what it builds never holds an empty element (engine.map_clean), settled on first use
@@ -254,8 +255,26 @@ def _compile_map(name: str, raw: dict[str, Any], is_segment: bool, file: str) ->
         args=raw.get("args") or {},
         target_all=bool(raw.get("target_all")),
         names=bool(raw.get("names")),
+        required=_compile_required(raw.get("required"), datatype, is_segment, where),
         file=file,
     )
+
+
+def _compile_required(raw: Any, segment: str, is_segment: bool, where: str) -> tuple[tuple[str, int], ...]:
+    """`required: {code: OBX-3}`: the resource's FHIR element (cardinality 1..) comes only from that
+    field of the segment, which HL7 v2 makes required (R) too; a segment whose field gives no such
+    element makes no resource but a RequiredFieldMissing at the field (v2.5 2.5.3, table 0357 code 101)."""
+    if not raw:
+        return ()
+    if not is_segment or not isinstance(raw, dict):
+        raise SpecError(f"{where}: `required` is a mapping of FHIR element to a field of the segment, in segment maps only")
+    out = []
+    for element, path in raw.items():
+        source = compile_source(str(path), None)
+        if source.segment != segment or source.field is None or source.component is not None:
+            raise SpecError(f"{where}: `required` {element}: {path!r} is not a field of {segment}")
+        out.append((str(element), source.field))
+    return tuple(out)
 
 
 def _compile_refs(raw: Any, where: str) -> list[Ref]:
