@@ -60,3 +60,20 @@ def test_an_insurance_with_an_unusable_insurer_is_a_required_field_missing() -> 
 def test_required_names_a_field_of_the_map_own_segment(required: object) -> None:
     with pytest.raises(SpecError, match="required"):
         _compile_map("OBX[Observation]", {"resource": "Observation", "required": required, "rows": []}, True, "t.yaml")
+
+
+@pytest.mark.parametrize(("application", "facility"), [("", ""), ("", "&^~"), ("^^", ""), ('""', "^")])
+def test_a_sender_named_by_nothing_usable_is_an_unidentified_sending_system(application: str, facility: str) -> None:
+    # R4 Provenance.agent 1..*; MSH-3/MSH-4 are optional (v2.5 2.14.9.3-4), so the agent says it is not known
+    msh = ADT.replace("|S|F|", f"|{application}|{facility}|", 1)
+    bundle, _ = convert(er7(msh, PID, "PV1|1|I"))
+    assert only(bundle, "Provenance")["agent"] == [{"who": {"display": "unidentified sending system"}}]
+    assert validation_errors(bundle) == []
+
+
+def test_an_order_status_that_maps_to_nothing_is_unknown() -> None:
+    # R4 ServiceRequest.status 1..1 (request-status "unknown"); a DFT's ORC has no OBR to give the default
+    bundle, _ = convert(er7(DFT, PID, "PV1|1|O", "ORC|RE|PLACER|FILLER||^^^^.||||20191122",
+                            "FT1|1|T-1||20240101|20240101|CG|71045^Xray chest^C4|||1|100&USD"))
+    assert only(bundle, "ServiceRequest")["status"] == "unknown"
+    assert validation_errors(bundle) == []
