@@ -345,17 +345,6 @@ def has_time(ctx: Context, value: Value | None) -> bool:
     return value is not None and len(value.text.strip()) > 8
 
 
-def has_text(ctx: Context, value: Value | None) -> bool:
-    """Some text in the value, not only delimiters and nulls: `^^` or `&^~""` is valued in v2 terms
-    (v2.5 2.5.3) yet names nothing a datatype map can use."""
-    if value is None or value.is_null:
-        return False
-    pieces = value.pieces()
-    if pieces is None:
-        return bool(value.text.strip())
-    return any(text.strip() for k in range(1, len(pieces) + 1) for text in value.subtexts(k))
-
-
 def as_components(ctx: Context, value: Value | None) -> bool:
     """OBX-5 repeats, so the IG's OBX[Observation-Component] applies (one component per repetition;
     an OBX-21 shared with another OBX no longer matters: each OBX is its own Observation)."""
@@ -395,7 +384,6 @@ CLEAN_RESULTS: frozenset[str] = frozenset({
 PREDICATES: dict[str, Callable[["Context", "Value | None"], bool]] = {
     "numeric": is_numeric,
     "timed": has_time,
-    "has_text": has_text,
     "follows_patient": follows_patient,
     "follows_visit": follows_visit,
     "as_components": as_components,

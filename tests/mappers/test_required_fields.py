@@ -64,7 +64,7 @@ def test_required_names_a_field_of_the_map_own_segment(required: object) -> None
 
 @pytest.mark.parametrize(("application", "facility"), [("", ""), ("", "&^~"), ("^^", ""), ('""', "^")])
 def test_a_sender_named_by_nothing_usable_is_an_unidentified_sending_system(application: str, facility: str) -> None:
-    # R4 Provenance.agent 1..*; MSH-3/MSH-4 are optional (v2.5 2.14.9.3-4), so the agent says it is not known
+    # R4 Provenance.agent 1..*; MSH-3/MSH-4 are optional (v2.5 2.14.9.3-4): with no agent from them, it is not known
     msh = ADT.replace("|S|F|", f"|{application}|{facility}|", 1)
     bundle, _ = convert(er7(msh, PID, "PV1|1|I"))
     assert only(bundle, "Provenance")["agent"] == [{"who": {"display": "unidentified sending system"}}]
