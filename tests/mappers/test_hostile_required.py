@@ -74,3 +74,13 @@ def test_iam5_without_a_code_or_text_gives_no_severity_only_reaction() -> None:
         assert "reaction" not in resources(bundle, "AllergyIntolerance")[0]
     bundle = _convert("A60^ADT_A60", PID, "IAM|1|DA|1^Penicillin|SV|^rash")
     assert resources(bundle, "AllergyIntolerance")[0]["reaction"] == [{"manifestation": [{"text": "rash"}], "severity": "severe"}]
+
+
+def test_a_message_without_msh10_keeps_its_source_entity_whole() -> None:
+    """MSH-10 empty: the Provenance still names the message (its hash) as entity with role source
+    (IG MSH[Provenance-Source] entity[1], whatever MSH-10 holds; Provenance.entity.role 1..1)."""
+    raw = er7(MSH.format("A25^ADT_A25").replace("|M1|", "||"), PID)
+    bundle, _ = convert_message(parse(raw), raw)
+    assert validation_errors(bundle) == []
+    entity = resources(bundle, "Provenance")[0]["entity"]
+    assert [(e["role"], e["what"]["identifier"]["value"][:14]) for e in entity] == [("source", "ni:///sha-256;")]
