@@ -263,7 +263,7 @@ def _compile_map(name: str, raw: dict[str, Any], is_segment: bool, file: str) ->
 def _compile_required(raw: Any, segment: str, is_segment: bool, where: str) -> tuple[tuple[str, int], ...]:
     """`required: {code: OBX-3}`: the resource's FHIR element (cardinality 1..) comes only from that
     field of the segment, which HL7 v2 makes required (R) too; a segment whose field gives no such
-    element makes no resource but a RequiredFieldMissing at the field (v2.5 2.5.3, table 0357 code 101)."""
+    element makes no resource but a RequiredFieldMissing at the field (HL7 table 0357 code 101)."""
     if not raw:
         return ()
     if not is_segment or not isinstance(raw, dict):

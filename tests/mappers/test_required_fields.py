@@ -77,3 +77,9 @@ def test_an_order_status_that_maps_to_nothing_is_unknown() -> None:
                             "FT1|1|T-1||20240101|20240101|CG|71045^Xray chest^C4|||1|100&USD"))
     assert only(bundle, "ServiceRequest")["status"] == "unknown"
     assert validation_errors(bundle) == []
+
+
+def test_the_control_id_counts_as_mapped_though_no_row_reads_it() -> None:
+    # MSH-10 is in the Provenance key and its display (message_summary); the unmapped report must not list it
+    _, report = convert(er7(ADT.replace("|1|P|", "|CTRL-1|P|"), PID, "PV1|1|I"))
+    assert ("MSH", 1, 10) not in report.unmapped
