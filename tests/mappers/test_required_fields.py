@@ -4,12 +4,14 @@ empty, or filled with nothing usable, is a RequiredFieldMissing naming it, never
 only a field sent with nothing usable in it is the error."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from adapters.hl7v2.errors import RequiredFieldMissing
 from mapper_helpers import er7, only, validation_errors
 from mappers import convert
-from mappers.specs import SpecError, _compile_map
+from mappers.specs import SpecError, load_specs
 
 ORU = "MSH|^~\\&|LIS|LAB|EHR|HOSP|20240415080000+0800||ORU^R01^ORU_R01|R1|P|2.5.1"
 DFT = "MSH|^~\\&|S|F|R|F|20240101120000+0000||DFT^P03^DFT_P03|1|P|2.5.1"
@@ -56,10 +58,14 @@ def test_an_insurance_with_an_unusable_insurer_is_a_required_field_missing() -> 
     assert only(bundle, "Coverage")["payor"] == [{"display": "payor not given (IN1-3/IN1-4 empty)"}]
 
 
-@pytest.mark.parametrize("required", [{"code": "PID-3"}, {"code": "OBX-3.1"}, ["OBX-3"]])
-def test_required_names_a_field_of_the_map_own_segment(required: object) -> None:
-    with pytest.raises(SpecError, match="required"):
-        _compile_map("OBX[Observation]", {"resource": "Observation", "required": required, "rows": []}, True, "t.yaml")
+@pytest.mark.parametrize(("kind", "required"), [
+    ("segments", '{code: PID-3}'), ("segments", '{code: OBX-3.1}'), ("segments", "[OBX-3]"), ("datatypes", '{code: OBX-3}'),
+])
+def test_required_names_a_field_of_the_map_own_segment(tmp_path: Path, kind: str, required: str) -> None:
+    (tmp_path / kind).mkdir()
+    (tmp_path / kind / "results.yaml").write_text(f"OBX[Observation]:\n  resource: Observation\n  required: {required}\n")
+    with pytest.raises(SpecError, match=f"{kind}/results.yaml: OBX\\[Observation\\]: `required`"):
+        load_specs(tmp_path)
 
 
 @pytest.mark.parametrize(("application", "facility"), [("", ""), ("", "&^~"), ("^^", ""), ('""', "^")])
